@@ -1,0 +1,126 @@
+/* drover/app.h: the ABI between drover and a C application (a shared object).
+ *
+ * An app exports one `const struct drover_app` (default symbol name
+ * `drover_app`; another with so:PATH:SYMBOL).  drover dlopen()s the object in
+ * each worker after fork (or once in the master with preload = true), checks
+ * abi_version, calls init() once per worker, handle() once per request (from
+ * several threads at once in the thread model), and shutdown() when the
+ * worker stops.  The app links against nothing of drover: every call back into
+ * the server goes through the function tables below.
+ *
+ * Versioning: DROVER_APP_ABI_VERSION changes when a struct below changes
+ * incompatibly; fields are only ever appended.
+ */
+#ifndef DROVER_APP_H
+#define DROVER_APP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DROVER_APP_ABI_VERSION 1
+
+/* Strings are NOT NUL-terminated unless said; use the lengths. */
+struct drover_str {
+	const char *ptr;
+	size_t len;
+};
+
+struct drover_header {
+	struct drover_str name; /* as sent by the client */
+	struct drover_str value; /* leading/trailing whitespace removed */
+};
+
+struct drover_request;
+struct drover_request_ops {
+	/* Read up to len bytes of the (de-chunked) body.  Returns the number of
+	 * bytes read, 0 at the end of the body, -1 if the client went away or
+	 * sent a broken body (the request is then abandoned by the server).
+	 * Bodies are streamed: nothing is buffered beyond what was read. */
+	ssize_t (*read_body)(struct drover_request *req, void *buf, size_t len);
+	/* Find a header by name (case-insensitive); NULL if absent.  With several
+	 * fields of that name, the first. */
+	const struct drover_header *(*header)(const struct drover_request *req, const char *name);
+};
+
+struct drover_request {
+	const struct drover_request_ops *ops;
+	struct drover_str method; /* "GET" */
+	struct drover_str target; /* request target as sent: "/a/b?x=1" */
+	struct drover_str path; /* "/a/b" (not percent-decoded) */
+	struct drover_str query; /* "x=1" (empty if none) */
+	int http_major, http_minor;
+	const struct drover_header *headers;
+	size_t nheaders;
+	long long content_length; /* -1: chunked (unknown); 0: no body */
+	const char *peer_addr; /* NUL-terminated, "127.0.0.1", "::1" or "" (unix) */
+	int peer_port;
+	const char *server_addr; /* NUL-terminated local address */
+	int server_port;
+	const char *url_scheme; /* "http" */
+	void *app_data; /* the value init() stored, for the app's own use */
+	void *server; /* private to drover */
+};
+
+struct drover_response;
+struct drover_response_ops {
+	/* Set the status (default 200) and reason (NULL: the standard phrase).
+	 * Only before the first write.  Returns 0, or -1 if headers were sent. */
+	int (*status)(struct drover_response *resp, int status, const char *reason);
+	/* Add a header (NUL-terminated strings; CR/LF are refused with -1).  Give
+	 * Content-Length to announce the length; without it drover computes it
+	 * when the whole body was written before handle() returned and fitted in
+	 * its buffer, or else sends the body chunked (HTTP/1.1) or close-delimited. */
+	int (*header)(struct drover_response *resp, const char *name, const char *value);
+	/* Append body bytes; may block in the sync and thread models.  Returns 0,
+	 * or -1 if the client went away (the app should stop and return). */
+	int (*write)(struct drover_response *resp, const void *buf, size_t len);
+	/* Send len bytes of file fd from offset off (sendfile(2) where the model
+	 * allows, else read+write).  Returns 0, or -1 if the client went away or
+	 * the file could not be read. */
+	int (*sendfile)(struct drover_response *resp, int fd, off_t off, size_t len);
+};
+
+struct drover_response {
+	const struct drover_response_ops *ops;
+	void *server; /* private to drover */
+};
+
+struct drover_app {
+	unsigned abi_version; /* DROVER_APP_ABI_VERSION */
+	const char *name; /* for the logs */
+	/* Optional: once per worker, before the first request.  *app_data is
+	 * handed to every request.  Non-zero: the worker fails to boot. */
+	int (*init)(void **app_data);
+	/* Required: serve one request.  Return 0; a non-zero return with nothing
+	 * sent yet becomes a 500. */
+	int (*handle)(struct drover_request *req, struct drover_response *resp);
+	/* Optional: once when the worker stops. */
+	void (*shutdown)(void *app_data);
+};
+
+/* Convenience wrappers. */
+static inline int drover_status(struct drover_response *r, int status)
+{
+	return r->ops->status(r, status, NULL);
+}
+static inline int drover_header(struct drover_response *r, const char *n, const char *v)
+{
+	return r->ops->header(r, n, v);
+}
+static inline int drover_write(struct drover_response *r, const void *buf, size_t len)
+{
+	return r->ops->write(r, buf, len);
+}
+static inline ssize_t drover_read_body(struct drover_request *q, void *buf, size_t len)
+{
+	return q->ops->read_body(q, buf, len);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,42 @@
+/* A loaded application, whatever its kind: a C shared object (app_so.c) or a
+ * Python WSGI callable (app_wsgi.c).  Both are driven through the same
+ * struct drover_app handler table, so the worker models know only that. */
+#ifndef DROVER_APP_LOADER_H
+#define DROVER_APP_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf/conf.h"
+#include "workers/app/app.h"
+
+struct app {
+	const char *kind; /* "so" or "python" */
+	char spec[512]; /* as given, for logs */
+	const struct drover_app *handler; /* init/handle/shutdown */
+	void *app_data; /* what handler->init stored */
+	void *impl; /* dlopen handle, or the Python adapter's state */
+	/* Called in the worker right after fork, before handler->init: e.g.
+	 * PyOS_AfterFork_Child and faulthandler.  May be NULL. */
+	int (*after_fork)(struct app *a, char *err, size_t errlen);
+	/* Called when the worker stops, after handler->shutdown.  May be NULL. */
+	void (*unload)(struct app *a);
+};
+
+/* True if spec names a Python app (MODULE:CALLABLE or python:MODULE:CALLABLE). */
+bool app_is_python(const char *spec);
+
+/* Load the app of conf->app (chdir already done by the caller).  NULL with a
+ * message in err: the file and dlerror() for a .so; the exception and its
+ * traceback for Python. */
+struct app *app_load(const struct drover_conf *conf, char *err, size_t errlen);
+struct app *app_so_load(const struct drover_conf *conf, const char *spec, char *err,
+			size_t errlen);
+struct app *app_wsgi_load(const struct drover_conf *conf, const char *spec, char *err,
+			  size_t errlen);
+
+/* In the worker: after_fork, then handler->init.  0, or -1 with err. */
+int app_worker_start(struct app *a, char *err, size_t errlen);
+/* In the worker, at its end: handler->shutdown, then unload. */
+void app_worker_stop(struct app *a);
+#endif

@@ -1,0 +1,2 @@
+/* stub: to be written */
+typedef int stub_app_wsgi_t;

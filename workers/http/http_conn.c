@@ -1,0 +1,2 @@
+/* stub: to be written */
+typedef int stub_http_conn_t;

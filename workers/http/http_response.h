@@ -1,0 +1,69 @@
+/* HTTP/1.x response framing: status line, headers (Date, Server, Connection,
+ * Content-Length or chunked), body framing, error responses.  Pure: it writes
+ * bytes into a growable buffer (struct http_buf); the caller sends them. */
+#ifndef DROVER_HTTP_RESPONSE_H
+#define DROVER_HTTP_RESPONSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+struct http_buf {
+	char *data;
+	size_t len, cap;
+};
+int http_buf_reserve(struct http_buf *b, size_t extra); /* 0, or -1 on ENOMEM */
+int http_buf_append(struct http_buf *b, const void *p, size_t n);
+void http_buf_consume(struct http_buf *b, size_t n); /* drop n bytes from the front */
+void http_buf_free(struct http_buf *b);
+
+#define HTTP_RESP_MAX_HEADERS_BYTES 65536
+
+struct http_response {
+	int status;
+	char reason[64];
+	struct http_buf headers; /* "Name: value\r\n"... as added by the app */
+	bool head_sent;
+	bool has_length; /* the app gave Content-Length */
+	long long content_length;
+	bool chunked; /* body sent with chunked framing */
+	bool close_delimited; /* HTTP/1.0 client without a length: close ends the body */
+	bool keep_alive; /* Connection: keep-alive will be sent (decided at head time) */
+	bool head_request; /* HEAD: no body bytes are sent */
+	unsigned long long body_sent; /* body bytes passed to http_response_body() */
+};
+
+/* Start a response.  keep_alive: what the request allows and the server wants;
+ * it may still be turned off (e.g. no length on HTTP/1.0). */
+void http_response_init(struct http_response *r, bool head_request, bool keep_alive);
+void http_response_free(struct http_response *r);
+/* 0, or -1 if the head was sent already or status is outside 100..999. */
+int http_response_set_status(struct http_response *r, int status, const char *reason);
+/* 0, or -1 for CR/LF/NUL in name or value, an invalid name token, or too many
+ * header bytes.  Content-Length is parsed into has_length/content_length;
+ * Connection and Transfer-Encoding from the app are dropped and Date/Server
+ * from the app replace drover's own. */
+int http_response_add_header(struct http_response *r, const char *name, const char *value);
+
+/* Write the status line and headers into out.  body_len_known >= 0: the whole
+ * body is known to be this long (used when the app gave no Content-Length);
+ * -1: unknown, so chunked for HTTP/1.1 (http_minor >= 1) or close-delimited.
+ * 1xx, 204 and 304 responses get no length and no body. */
+int http_response_head(struct http_response *r, struct http_buf *out, int http_minor,
+		       long long body_len_known);
+/* Frame body bytes into out (chunk header/trailer when chunked; nothing for
+ * HEAD).  Returns 0, or -1 if the app writes past its Content-Length. */
+int http_response_body(struct http_response *r, struct http_buf *out, const void *p, size_t n);
+/* Finish the body (last chunk "0\r\n\r\n" when chunked).  Returns 0, or -1 if
+ * fewer bytes than the announced Content-Length were written (the connection
+ * must then be closed). */
+int http_response_end(struct http_response *r, struct http_buf *out);
+
+/* A complete small error response (text/plain body naming the status),
+ * always with Connection: close. */
+int http_error_response(struct http_buf *out, int status, int http_minor);
+/* Standard reason phrase, "Unknown" if none. */
+const char *http_reason(int status);
+/* "Sun, 06 Nov 1994 08:49:37 GMT" for now, cached per second (per thread). */
+const char *http_date(void);
+#endif

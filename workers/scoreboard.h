@@ -1,0 +1,118 @@
+/* The shared-memory scoreboard: one slot per worker, mapped by the master
+ * before any fork.  A worker writes only its own slot, with relaxed atomic
+ * stores (no syscall, no lock a dying worker could leave held); the master
+ * reads with acquire loads.  Times are CLOCK_MONOTONIC nanoseconds.
+ * Also included by supervisor/ (see the include rule in DESIGN.md). */
+#ifndef DROVER_SCOREBOARD_H
+#define DROVER_SCOREBOARD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SB_MAX_SLOTS 1024 /* workers alive at once, old and new during a reload */
+#define SB_MAX_THREADS 64 /* per-thread heartbeats kept (thread model) */
+#define SB_HIST_BUCKETS 22 /* latency: 50us * 2^i, i = 0..20, then +Inf (>52 s) */
+#define SB_HIST_BASE_NS 50000ull
+
+enum sb_state {
+	SB_FREE = 0, /* slot unused */
+	SB_BOOTING, /* forked, loading the app */
+	SB_IDLE, /* waiting for a connection / request */
+	SB_BUSY, /* serving a request */
+	SB_DRAINING, /* asked to stop: finishing in-flight requests */
+	SB_EXITED, /* gone; the master frees the slot when it reaps the pid */
+};
+
+/* Commands the master sets in a slot, followed by a signal (SIGURG) so that a
+ * worker blocked in a syscall sees them. */
+enum sb_cmd {
+	SB_CMD_NONE = 0,
+	SB_CMD_DRAIN = 1 << 0, /* stop accepting, finish, exit */
+	SB_CMD_TRIM = 1 << 1, /* malloc_trim(0) at the next idle point */
+	SB_CMD_STACK = 1 << 2, /* log a stack dump */
+};
+
+struct sb_thread {
+	_Atomic uint64_t heartbeat_ns; /* last loop tick / request step */
+	_Atomic uint32_t state; /* enum sb_state */
+	_Atomic int32_t tid;
+	_Atomic uint64_t req_start_ns; /* start of the current request, 0 if none */
+};
+
+struct sb_slot {
+	/* identity: written by the master at spawn, by the worker at boot */
+	_Atomic int32_t pid;
+	_Atomic uint32_t generation; /* config generation (bumped by each HUP) */
+	_Atomic uint32_t worker_no; /* 1, 2, ... as in the process title */
+	_Atomic uint32_t state; /* enum sb_state */
+	_Atomic uint32_t cmd; /* enum sb_cmd bits, set by the master */
+	_Atomic uint32_t nthreads; /* heartbeats in use in threads[] */
+	_Atomic uint64_t spawned_ns; /* set by the master at fork */
+	_Atomic uint64_t booted_ns; /* worker ready to accept (0 while booting) */
+	_Atomic uint64_t heartbeat_ns; /* max over threads; the timeout watches this */
+	_Atomic uint64_t req_start_ns; /* sync/event: current request start, 0 if none */
+
+	/* counters, monotonic over the worker's life */
+	_Atomic uint64_t requests;
+	_Atomic uint64_t accepted; /* connections */
+	_Atomic uint32_t inflight; /* requests being served now */
+	_Atomic uint32_t connections; /* open connections now */
+	_Atomic uint64_t bytes_out;
+	_Atomic uint64_t busy_ns; /* time spent serving requests */
+	_Atomic uint64_t status_class[6]; /* [1]=1xx .. [5]=5xx, [0]=other */
+	_Atomic uint64_t hist[SB_HIST_BUCKETS]; /* request duration buckets */
+	_Atomic uint64_t hist_sum_ns;
+
+	/* heap (mallinfo2), refreshed at most every heap_sample_interval */
+	_Atomic uint64_t heap_arena, heap_hblkhd, heap_uordblks, heap_fordblks, heap_keepcost;
+	_Atomic uint64_t heap_sampled_ns;
+	_Atomic uint64_t trims; /* malloc_trim calls done */
+
+	struct sb_thread threads[SB_MAX_THREADS];
+} __attribute__((aligned(64)));
+
+struct scoreboard {
+	uint32_t nslots;
+	struct sb_slot slots[];
+};
+
+/* Map a zeroed scoreboard of nslots shared with future children.  NULL and
+ * errno on failure. */
+struct scoreboard *sb_map(uint32_t nslots);
+void sb_unmap(struct scoreboard *sb);
+/* A free slot (state SB_FREE), zeroed and marked SB_BOOTING; NULL if full. */
+struct sb_slot *sb_claim(struct scoreboard *sb);
+/* Give a slot back (after the master reaped its worker). */
+void sb_release(struct sb_slot *slot);
+
+uint64_t sb_now_ns(void); /* CLOCK_MONOTONIC, vDSO: no syscall */
+/* Bucket index of a request duration. */
+unsigned sb_hist_bucket(uint64_t ns);
+/* Upper bound in seconds of bucket i (+Inf for the last). */
+double sb_hist_upper_s(unsigned i);
+
+/* Worker-side helpers: relaxed stores, no syscall. */
+static inline void sb_store(_Atomic uint64_t *p, uint64_t v)
+{
+	atomic_store_explicit(p, v, memory_order_relaxed);
+}
+static inline void sb_add(_Atomic uint64_t *p, uint64_t v)
+{
+	/* Threads of one worker share its counters, hence an atomic add. */
+	atomic_fetch_add_explicit(p, v, memory_order_relaxed);
+}
+static inline void sb_set_state(struct sb_slot *s, enum sb_state st)
+{
+	atomic_store_explicit(&s->state, (uint32_t)st, memory_order_release);
+}
+/* Record a finished request: count, status class, duration histogram. */
+void sb_request_done(struct sb_slot *s, int status, uint64_t duration_ns, uint64_t bytes_out);
+
+/* Master-side read. */
+static inline uint64_t sb_load(_Atomic uint64_t *p)
+{
+	return atomic_load_explicit(p, memory_order_acquire);
+}
+
+#endif

@@ -1,0 +1,55 @@
+/* The one entry into the worker runtime, and all the supervisor knows of it.
+ * The master forks, then the child calls worker_run() and _exit()s with its
+ * result; worker_run never returns to the master's code paths. */
+#ifndef DROVER_WORKER_H
+#define DROVER_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf/conf.h"
+#include "scoreboard.h"
+
+/* Exit statuses of a worker, read by the master. */
+enum worker_exit {
+	WORKER_EXIT_OK = 0, /* graceful stop or max_requests reached */
+	WORKER_EXIT_ERROR = 1, /* unexpected failure after boot */
+	WORKER_EXIT_BOOT = 3, /* could not boot (socket, memory, app init) */
+	WORKER_EXIT_APP_LOAD = 4, /* the app could not be loaded: retrying will not help */
+};
+
+struct worker_listener {
+	int fd;
+	int family; /* AF_INET, AF_INET6, AF_UNIX */
+	char name[128]; /* the bind string, for logs and SERVER_NAME */
+	char host[64]; /* numeric local address ("" for unix) */
+	int port;
+};
+
+struct app; /* a loaded application (C .so or Python), see app/app_loader.h */
+
+struct worker_args {
+	const struct drover_conf *conf;
+	const struct worker_listener *listeners;
+	size_t nlisteners;
+	struct sb_slot *slot;
+	unsigned worker_no;
+	pid_t master_pid;
+	struct app *preloaded; /* non-NULL with preload = true */
+	int log_fd; /* error log */
+	int access_fd; /* access log, -1 if off */
+	/* fds the worker must close first thing (control socket, libev's fds). */
+	const int *close_fds;
+	size_t nclose_fds;
+};
+
+/* Run a worker to its end; returns an enum worker_exit.  Called in the child
+ * right after fork. */
+int worker_run(const struct worker_args *a);
+
+/* Load the app named by conf->app in the master (preload).  NULL with a
+ * message in err (naming the file and dlerror(), or the Python traceback). */
+struct app *worker_preload_app(const struct drover_conf *conf, char *err, size_t errlen);
+
+#endif
