@@ -1,1 +1,139 @@
-int main(void) { return 0; }
+/* drover's entry point: parse flags, build and validate the configuration,
+ * bind the sockets, optionally preload the app, then hand over to the
+ * arbiter.  Every failure before the arbiter runs exits with a status that
+ * says which kind it was (see enum master_exit). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drover_config.h"
+#include "supervisor/arbiter.h"
+#include "supervisor/cli.h"
+#include "supervisor/log.h"
+#include "supervisor/proctitle.h"
+#include "workers/app/app_loader.h"
+
+static struct arbiter ar; /* large (one record per slot): not on the stack */
+
+static int write_pidfile(const char *path)
+{
+	if (!path[0])
+		return 0;
+	FILE *f = fopen(path, "we");
+	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
+		log_error("cannot write pidfile %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int open_access_log(const struct drover_conf *c)
+{
+	if (!c->access_log[0])
+		return -1;
+	if (strcmp(c->access_log, "-") == 0)
+		return dup(1);
+	int fd = open(c->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		log_error("cannot open access log %s: %s", c->access_log, strerror(errno));
+	return fd;
+}
+
+static int setup(struct arbiter *a)
+{
+	char err[4096];
+	const struct drover_conf *c = &a->conf;
+	if (log_open(c->error_log, err, sizeof(err)) < 0) {
+		fprintf(stderr, "drover: %s\n", err);
+		return MASTER_EXIT_ERROR;
+	}
+	log_level = (int)c->log_level;
+	if (c->chdir[0] && chdir(c->chdir) < 0) {
+		log_error("chdir %s: %s", c->chdir, strerror(errno));
+		return MASTER_EXIT_ERROR;
+	}
+	if (listen_open(&c->bind, (int)c->backlog, NULL, &a->ls, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return MASTER_EXIT_ERROR;
+	}
+	a->access_fd = open_access_log(c);
+	if (c->preload) {
+		a->preloaded = worker_preload_app(c, err, sizeof(err));
+		if (!a->preloaded) {
+			log_crit("%s", err);
+			return MASTER_EXIT_APP_LOAD;
+		}
+	}
+	a->sb = sb_map(SB_MAX_SLOTS);
+	if (!a->sb) {
+		log_crit("cannot map the scoreboard: %s", strerror(errno));
+		return MASTER_EXIT_ERROR;
+	}
+	return write_pidfile(c->pidfile) < 0 ? MASTER_EXIT_ERROR : 0;
+}
+
+static void announce(const struct arbiter *a)
+{
+	log_info("drover %s starting: master pid %d, app %s", DROVER_VERSION, (int)getpid(),
+		 a->conf.app);
+	for (size_t i = 0; i < a->ls.n; i++)
+		log_info("listening at %s (fd %d)", a->ls.l[i].name, a->ls.l[i].fd);
+	log_info("%lld %s workers", a->conf.workers,
+		 conf_enum_name("worker_class", a->conf.worker_class));
+}
+
+int main(int argc, char **argv)
+{
+	proctitle_init(argc, argv);
+	struct cli cli;
+	char err[4096];
+	if (cli_parse(argc, argv, &cli, err, sizeof(err)) < 0) {
+		fprintf(stderr, "drover: %s\n", err);
+		return MASTER_EXIT_USAGE;
+	}
+	if (cli.help || cli.version) {
+		if (cli.help)
+			cli_usage(stdout, "drover");
+		else
+			printf("drover %s%s\n", DROVER_VERSION,
+			       DROVER_HAVE_PYTHON ? "" : " (without Python)");
+		return 0;
+	}
+	if (cli_build_conf(&cli, &ar.conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "drover: %s\n", err);
+		return MASTER_EXIT_USAGE;
+	}
+	if (!worker_model_available(ar.conf.worker_class)) {
+		fprintf(stderr, "drover: --worker-class %s: not available yet (this build has sync)\n",
+			conf_enum_name("worker_class", ar.conf.worker_class));
+		return MASTER_EXIT_USAGE;
+	}
+	if (cli.check_config) {
+		conf_print(&ar.conf, stdout);
+		return 0;
+	}
+	if (!ar.conf.app[0]) {
+		fprintf(stderr, "drover: no APP given (e.g. so:./hello.so or module:app); see --help\n");
+		return MASTER_EXIT_USAGE;
+	}
+	ar.cli = &cli;
+	int rc = setup(&ar);
+	if (rc == 0) {
+		char title[64];
+		snprintf(title, sizeof(title), "%s: master", ar.conf.proc_name);
+		proctitle_set(title);
+		announce(&ar);
+		/* From here on the master never exits on an error: it logs and goes on. */
+		rc = arbiter_run(&ar);
+		log_info("master exiting (status %d)", rc);
+	}
+	if (ar.conf.pidfile[0] && rc != MASTER_EXIT_USAGE)
+		unlink(ar.conf.pidfile);
+	listen_close(&ar.ls);
+	conf_free(&ar.conf);
+	cli_free(&cli);
+	return rc;
+}

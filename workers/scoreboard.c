@@ -1,2 +1,91 @@
-/* stub: to be written */
-typedef int stub_scoreboard_t;
+/* The shared-memory scoreboard: mapping, slot claim/release (master side) and
+ * the request accounting helpers a worker calls on every request (no syscall:
+ * the monotonic clock is a vDSO call and the counters are plain atomics). */
+#include "scoreboard.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+static size_t sb_size(uint32_t nslots)
+{
+	return sizeof(struct scoreboard) + (size_t)nslots * sizeof(struct sb_slot);
+}
+
+struct scoreboard *sb_map(uint32_t nslots)
+{
+	if (nslots == 0 || nslots > SB_MAX_SLOTS) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* MAP_SHARED|MAP_ANONYMOUS: inherited by every child forked later; the
+	 * pages are zeroed by the kernel and touched only as slots are used. */
+	void *p = mmap(NULL, sb_size(nslots), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		       -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	struct scoreboard *sb = p;
+	sb->nslots = nslots;
+	return sb;
+}
+
+void sb_unmap(struct scoreboard *sb)
+{
+	if (sb)
+		munmap(sb, sb_size(sb->nslots));
+}
+
+struct sb_slot *sb_claim(struct scoreboard *sb)
+{
+	for (uint32_t i = 0; i < sb->nslots; i++) {
+		struct sb_slot *s = &sb->slots[i];
+		if (atomic_load_explicit(&s->state, memory_order_acquire) != SB_FREE)
+			continue;
+		memset((void *)s, 0, sizeof(*s));
+		atomic_store_explicit(&s->state, SB_BOOTING, memory_order_release);
+		return s;
+	}
+	return NULL;
+}
+
+void sb_release(struct sb_slot *slot)
+{
+	atomic_store_explicit(&slot->pid, 0, memory_order_relaxed);
+	atomic_store_explicit(&slot->state, SB_FREE, memory_order_release);
+}
+
+uint64_t sb_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+unsigned sb_hist_bucket(uint64_t ns)
+{
+	/* Bucket i holds durations <= 50us * 2^i; the last one everything above. */
+	uint64_t bound = SB_HIST_BASE_NS;
+	for (unsigned i = 0; i < SB_HIST_BUCKETS - 1; i++, bound <<= 1)
+		if (ns <= bound)
+			return i;
+	return SB_HIST_BUCKETS - 1;
+}
+
+double sb_hist_upper_s(unsigned i)
+{
+	if (i >= SB_HIST_BUCKETS - 1)
+		return __builtin_inf();
+	return (double)(SB_HIST_BASE_NS << i) / 1e9;
+}
+
+void sb_request_done(struct sb_slot *s, int status, uint64_t duration_ns, uint64_t bytes_out)
+{
+	unsigned cls = (status >= 100 && status < 600) ? (unsigned)status / 100 : 0;
+	sb_add(&s->requests, 1);
+	sb_add(&s->status_class[cls], 1);
+	sb_add(&s->hist[sb_hist_bucket(duration_ns)], 1);
+	sb_add(&s->hist_sum_ns, duration_ns);
+	sb_add(&s->busy_ns, duration_ns);
+	sb_add(&s->bytes_out, bytes_out);
+}

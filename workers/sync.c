@@ -1,2 +1,78 @@
-/* stub: to be written */
-typedef int stub_sync_t;
+/* The sync model (gunicorn's sync): one connection at a time, one request per
+ * connection (Connection: close), so a worker is either idle in accept or busy
+ * with exactly one client.  Listen sockets are non-blocking (the event model
+ * shares them): accept first, and poll only when nothing is queued, so a
+ * loaded worker makes no poll call at all. */
+#include <errno.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "workers/wlog.h"
+#include "workers/worker_priv.h"
+
+#define MAX_POLL_FDS 16
+
+/* Accept from any listener, waiting up to one tick.  >=0: a client fd and
+ * *which the listener; -1: nothing yet (tick, signal or error). */
+static int sync_accept(struct worker_rt *rt, size_t *which)
+{
+	const struct worker_args *a = rt->args;
+	size_t n = a->nlisteners < MAX_POLL_FDS ? a->nlisteners : MAX_POLL_FDS;
+	for (size_t i = 0; i < n; i++) {
+		int fd = accept4(a->listeners[i].fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			*which = i;
+			return fd;
+		}
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			wlog_error("accept: %s", strerror(errno));
+			usleep(100000); /* let connections close before retrying */
+			return -1;
+		}
+	}
+	struct pollfd p[MAX_POLL_FDS];
+	for (size_t i = 0; i < n; i++)
+		p[i] = (struct pollfd){.fd = a->listeners[i].fd, .events = POLLIN};
+	if (poll(p, n, worker_tick_ms(a->conf)) < 0 && errno != EINTR)
+		wlog_error("poll: %s", strerror(errno));
+	return -1;
+}
+
+static void sync_serve(struct worker_rt *rt, int fd, size_t which)
+{
+	struct sb_slot *s = rt->args->slot;
+	struct http_conn c;
+	sb_add(&s->accepted, 1);
+	sb_set_state(s, SB_BUSY);
+	atomic_store_explicit(&s->inflight, 1, memory_order_relaxed);
+	http_conn_init(&c, &rt->env, &conn_io_blocking, fd, &rt->args->listeners[which]);
+	sb_store(&s->req_start_ns, sb_now_ns());
+	while (http_conn_serve(&c) == CONN_KEEP && !atomic_load(&worker_draining))
+		;
+	http_conn_close(&c);
+	http_conn_free(&c);
+	sb_store(&s->req_start_ns, 0);
+	atomic_store_explicit(&s->inflight, 0, memory_order_relaxed);
+	sb_set_state(s, atomic_load(&worker_draining) ? SB_DRAINING : SB_IDLE);
+}
+
+int sync_run(struct worker_rt *rt)
+{
+	struct sb_slot *s = rt->args->slot;
+	rt->env.keepalive_ok = false; /* a kept connection would hold the only thread */
+	sb_store(&s->booted_ns, sb_now_ns());
+	sb_set_state(s, SB_IDLE);
+	while (!atomic_load(&worker_draining)) {
+		worker_idle_point(rt);
+		if (atomic_load(&worker_draining))
+			break;
+		size_t which = 0;
+		int fd = sync_accept(rt, &which);
+		if (fd >= 0)
+			sync_serve(rt, fd, which);
+	}
+	sb_set_state(s, SB_DRAINING);
+	return WORKER_EXIT_OK;
+}

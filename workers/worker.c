@@ -1,2 +1,271 @@
-/* stub: to be written */
-typedef int stub_worker_t;
+/* The worker runtime common to every model: undo what the master left in the
+ * forked process (signal handlers, fds, environment), tie the worker's life
+ * to the master's, load and start the app, then run the chosen model and
+ * stop the app.  Signal handlers only set flags, except the fast-stop one. */
+#include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "workers/http/access_log.h"
+#include "workers/wlog.h"
+#include "workers/worker_priv.h"
+
+atomic_int worker_draining;
+static volatile sig_atomic_t reopen_logs;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	atomic_store(&worker_draining, 1);
+}
+
+static void on_quit(int sig)
+{
+	(void)sig;
+	_exit(WORKER_EXIT_OK);
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	reopen_logs = 1;
+}
+
+static void on_usr2(int sig)
+{
+	/* C stack of the thread that took the signal; backtrace() was primed
+	 * at boot so that this call does not load libgcc_s here. */
+	void *frames[64];
+	int n = backtrace(frames, 64);
+	static const char hdr[] = "drover: worker stack (SIGUSR2):\n";
+	ssize_t w = write(2, hdr, sizeof(hdr) - 1);
+	(void)w;
+	backtrace_symbols_fd(frames, n, 2);
+	(void)sig;
+}
+
+static void on_wake(int sig)
+{
+	(void)sig; /* only interrupts a blocking call; the slot says why */
+}
+
+static void set_handler(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a blocking accept/poll must return to see the flag. */
+	sigaction(sig, &sa, NULL);
+}
+
+/* The master's libev handlers are still installed in the fork: reset every
+ * disposition and the mask before anything else. */
+static void reset_signals(void)
+{
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaction(s, &dfl, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	set_handler(SIGTERM, on_term);
+	set_handler(SIGQUIT, on_quit);
+	set_handler(SIGINT, on_quit);
+	set_handler(SIGUSR1, on_usr1);
+	set_handler(SIGUSR2, on_usr2);
+	set_handler(SIGURG, on_wake);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN); /* the master reloads; workers are replaced */
+	signal(SIGWINCH, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+}
+
+static void detach_from_master(const struct worker_args *a)
+{
+	for (size_t i = 0; i < a->nclose_fds; i++)
+		close(a->close_fds[i]);
+	/* sd_notify and socket activation belong to the master alone. */
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	/* Die (gracefully) with the master; the call races with a master that
+	 * already died, hence the getppid() check after it. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != a->master_pid)
+		_exit(WORKER_EXIT_OK);
+}
+
+int worker_tick_ms(const struct drover_conf *conf)
+{
+	double t = conf->timeout > 0 && conf->timeout < 4 ? conf->timeout / 4 : 1.0;
+	return t < 0.01 ? 10 : (int)(t * 1000);
+}
+
+static void sample_heap(struct sb_slot *s, uint64_t now)
+{
+	struct mallinfo2 mi = mallinfo2();
+	sb_store(&s->heap_arena, mi.arena);
+	sb_store(&s->heap_hblkhd, mi.hblkhd);
+	sb_store(&s->heap_uordblks, mi.uordblks);
+	sb_store(&s->heap_fordblks, mi.fordblks);
+	sb_store(&s->heap_keepcost, mi.keepcost);
+	sb_store(&s->heap_sampled_ns, now);
+}
+
+static void run_commands(struct worker_rt *rt, uint32_t cmd)
+{
+	struct sb_slot *s = rt->args->slot;
+	if (cmd & SB_CMD_DRAIN)
+		atomic_store(&worker_draining, 1);
+	if (cmd & SB_CMD_TRIM) {
+		malloc_trim(0);
+		sb_add(&s->trims, 1);
+		rt->next_heap_sample_ns = 0; /* show the effect at once */
+	}
+	if (cmd & SB_CMD_STACK)
+		raise(SIGUSR2);
+}
+
+void worker_idle_point(struct worker_rt *rt)
+{
+	struct sb_slot *s = rt->args->slot;
+	uint64_t now = sb_now_ns();
+	sb_store(&s->heartbeat_ns, now);
+	uint32_t cmd = atomic_exchange_explicit(&s->cmd, 0, memory_order_acq_rel);
+	if (cmd)
+		run_commands(rt, cmd);
+	if (now >= rt->next_heap_sample_ns) {
+		sample_heap(s, now);
+		rt->next_heap_sample_ns = now + (uint64_t)(rt->args->conf->heap_sample_interval * 1e9);
+	}
+	if (rt->max_requests && sb_load(&s->requests) >= rt->max_requests &&
+	    !atomic_load(&worker_draining)) {
+		wlog_info("worker %u reached max_requests (%llu): restarting", rt->args->worker_no,
+			  (unsigned long long)rt->max_requests);
+		atomic_store(&worker_draining, 1);
+	}
+	if (reopen_logs) {
+		reopen_logs = 0;
+		wlog_reopen(rt->args->conf->error_log);
+	}
+	/* PDEATHSIG covers the master dying; this catches the rare case of a
+	 * signal lost to the race at boot.  A syscall, so once a second. */
+	if (now >= rt->next_ppid_check_ns) {
+		rt->next_ppid_check_ns = now + 1000000000ull;
+		if (getppid() != rt->args->master_pid)
+			atomic_store(&worker_draining, 1);
+	}
+}
+
+static uint64_t pick_max_requests(const struct drover_conf *conf, unsigned worker_no)
+{
+	if (conf->max_requests <= 0)
+		return 0;
+	uint64_t jitter = 0;
+	if (conf->max_requests_jitter > 0) {
+		srandom((unsigned)getpid() ^ (unsigned)time(NULL) ^ worker_no);
+		jitter = (uint64_t)random() % ((uint64_t)conf->max_requests_jitter + 1);
+	}
+	return (uint64_t)conf->max_requests + jitter;
+}
+
+static int boot_app(struct worker_rt *rt, struct app **out)
+{
+	const struct worker_args *a = rt->args;
+	char err[4096];
+	struct app *app = a->preloaded;
+	if (!app) {
+		app = app_load(a->conf, err, sizeof(err));
+		if (!app) {
+			wlog_error("worker %u: %s", a->worker_no, err);
+			return WORKER_EXIT_APP_LOAD;
+		}
+	}
+	if (app_worker_start(app, err, sizeof(err)) < 0) {
+		wlog_error("worker %u: %s", a->worker_no, err);
+		return WORKER_EXIT_BOOT;
+	}
+	*out = app;
+	return 0;
+}
+
+static struct access_log *open_access_log(const struct worker_args *a)
+{
+	if (a->access_fd < 0)
+		return NULL;
+	char err[256];
+	struct access_log *l = access_log_new(a->conf->access_log_format, a->access_fd, err,
+					      sizeof(err));
+	if (!l)
+		wlog_error("%s", err); /* validated by the master already */
+	return l;
+}
+
+int worker_run(const struct worker_args *a)
+{
+	reset_signals();
+	detach_from_master(a);
+	wlog_level = (int)a->conf->log_level;
+	struct worker_rt rt = {.args = a};
+	const struct drover_conf *conf = a->conf;
+	static const char *const models[] = {"sync", "thread", "event"};
+	rt.model = models[conf->worker_class];
+	char title[128];
+	snprintf(title, sizeof(title), "%s: worker %u [%s]", conf->proc_name, a->worker_no, rt.model);
+	if (a->set_title)
+		a->set_title(title);
+	atomic_store(&a->slot->pid, (int32_t)getpid());
+	void *prime[2];
+	backtrace(prime, 2);
+
+	struct app *app = NULL;
+	int rc = boot_app(&rt, &app);
+	if (rc)
+		return rc;
+	rt.env = (struct conn_env){
+		.conf = conf,
+		.limits = {conf->max_request_line, conf->max_header_size,
+			   (unsigned)conf->max_header_count, conf->max_body},
+		.app = app,
+		.slot = a->slot,
+		.draining = &worker_draining,
+		.alog = open_access_log(a),
+	};
+	rt.max_requests = pick_max_requests(conf, a->worker_no);
+	switch (conf->worker_class) {
+	case WORKER_SYNC: rc = sync_run(&rt); break;
+	default:
+		wlog_error("worker class %s is not available yet", rt.model);
+		rc = WORKER_EXIT_APP_LOAD;
+	}
+	sb_set_state(a->slot, SB_EXITED);
+	app_worker_stop(app);
+	access_log_free(rt.env.alog);
+	return rc;
+}
+
+int worker_model_available(int worker_class)
+{
+	return worker_class == WORKER_SYNC;
+}
+
+struct app *worker_preload_app(const struct drover_conf *conf, char *err, size_t errlen)
+{
+	return app_load(conf, err, errlen);
+}

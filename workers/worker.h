@@ -39,6 +39,8 @@ struct worker_args {
 	struct app *preloaded; /* non-NULL with preload = true */
 	int log_fd; /* error log */
 	int access_fd; /* access log, -1 if off */
+	/* Sets the process title (argv memory belongs to the master's main). */
+	void (*set_title)(const char *title);
 	/* fds the worker must close first thing (control socket, libev's fds). */
 	const int *close_fds;
 	size_t nclose_fds;
@@ -47,6 +49,9 @@ struct worker_args {
 /* Run a worker to its end; returns an enum worker_exit.  Called in the child
  * right after fork. */
 int worker_run(const struct worker_args *a);
+
+/* Whether this build has the worker model (enum WORKER_SYNC ...). */
+int worker_model_available(int worker_class);
 
 /* Load the app named by conf->app in the master (preload).  NULL with a
  * message in err (naming the file and dlerror(), or the Python traceback). */

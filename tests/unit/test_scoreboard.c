@@ -1,2 +1,103 @@
+/* Unit tests of the scoreboard: mapping shared across fork, slot claim and
+ * release, histogram buckets and request accounting. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "check.h"
-int main(void) { return check_summary(); }
+#include "workers/scoreboard.h"
+
+static void test_claim_release(void)
+{
+	struct scoreboard *sb = sb_map(3);
+	CHECK(sb != NULL);
+	struct sb_slot *a = sb_claim(sb), *b = sb_claim(sb), *c = sb_claim(sb);
+	CHECK(a && b && c && a != b && b != c);
+	CHECK(sb_claim(sb) == NULL); /* full */
+	CHECK(atomic_load(&a->state) == SB_BOOTING);
+	sb_release(b);
+	struct sb_slot *d = sb_claim(sb);
+	CHECK(d == b);
+	sb_unmap(sb);
+}
+
+static void test_claim_zeroes(void)
+{
+	struct scoreboard *sb = sb_map(1);
+	struct sb_slot *a = sb_claim(sb);
+	sb_add(&a->requests, 7);
+	atomic_store(&a->pid, 42);
+	sb_release(a);
+	a = sb_claim(sb);
+	CHECK(sb_load(&a->requests) == 0);
+	CHECK(atomic_load(&a->pid) == 0);
+	sb_unmap(sb);
+}
+
+static void test_map_bounds(void)
+{
+	CHECK(sb_map(0) == NULL);
+	CHECK(sb_map(SB_MAX_SLOTS + 1) == NULL);
+}
+
+static void test_shared_across_fork(void)
+{
+	struct scoreboard *sb = sb_map(2);
+	struct sb_slot *s = sb_claim(sb);
+	pid_t pid = fork();
+	if (pid == 0) {
+		sb_request_done(s, 200, 1000, 10);
+		sb_set_state(s, SB_IDLE);
+		_exit(0);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	CHECK(sb_load(&s->requests) == 1);
+	CHECK(sb_load(&s->bytes_out) == 10);
+	CHECK(atomic_load(&s->state) == SB_IDLE);
+	sb_unmap(sb);
+}
+
+static void test_hist_buckets(void)
+{
+	CHECK(sb_hist_bucket(0) == 0);
+	CHECK(sb_hist_bucket(50000) == 0);
+	CHECK(sb_hist_bucket(50001) == 1);
+	CHECK(sb_hist_bucket(100000) == 1);
+	CHECK(sb_hist_bucket(1000000000ull) == 15); /* 1 s <= 50us*2^15 = 1.6384 s */
+	CHECK(sb_hist_bucket(60ull * 1000000000ull) == SB_HIST_BUCKETS - 1);
+	CHECK(sb_hist_upper_s(0) == 50e-6);
+	CHECK(sb_hist_upper_s(SB_HIST_BUCKETS - 1) > 1e300);
+	/* the last finite bound reaches past 50 s */
+	CHECK(sb_hist_upper_s(SB_HIST_BUCKETS - 2) > 50.0);
+}
+
+static void test_request_done(void)
+{
+	struct scoreboard *sb = sb_map(1);
+	struct sb_slot *s = sb_claim(sb);
+	sb_request_done(s, 200, 30000, 5);
+	sb_request_done(s, 404, 3000000, 7);
+	sb_request_done(s, 503, 3000000, 0);
+	sb_request_done(s, 0, 1, 0);
+	CHECK(sb_load(&s->requests) == 4);
+	CHECK(sb_load(&s->status_class[2]) == 1);
+	CHECK(sb_load(&s->status_class[4]) == 1);
+	CHECK(sb_load(&s->status_class[5]) == 1);
+	CHECK(sb_load(&s->status_class[0]) == 1);
+	CHECK(sb_load(&s->hist[0]) == 2);
+	CHECK(sb_load(&s->hist_sum_ns) == 6030001);
+	CHECK(sb_load(&s->bytes_out) == 12);
+	sb_unmap(sb);
+}
+
+int main(void)
+{
+	RUN(test_claim_release);
+	RUN(test_claim_zeroes);
+	RUN(test_map_bounds);
+	RUN(test_shared_across_fork);
+	RUN(test_hist_buckets);
+	RUN(test_request_done);
+	return check_summary();
+}

@@ -16,8 +16,14 @@ struct app {
 	const struct drover_app *handler; /* init/handle/shutdown */
 	void *app_data; /* what handler->init stored */
 	void *impl; /* dlopen handle, or the Python adapter's state */
+	/* Around fork() in the master, for an app loaded there (preload): e.g.
+	 * take the GIL and PyOS_BeforeFork / PyOS_AfterFork_Parent, release it.
+	 * May be NULL. */
+	void (*before_fork)(struct app *a);
+	void (*after_fork_parent)(struct app *a);
 	/* Called in the worker right after fork, before handler->init: e.g.
-	 * PyOS_AfterFork_Child and faulthandler.  May be NULL. */
+	 * PyOS_AfterFork_Child, faulthandler, releasing the GIL for request
+	 * threads.  May be NULL. */
 	int (*after_fork)(struct app *a, char *err, size_t errlen);
 	/* Called when the worker stops, after handler->shutdown.  May be NULL. */
 	void (*unload)(struct app *a);

@@ -1,2 +1,394 @@
-/* stub: to be written */
-typedef int stub_http_conn_t;
+/* One client connection, model-agnostic: parse a request head, hand the app a
+ * drover_request / drover_response pair, frame what it writes, finish the
+ * response and decide whether the connection carries another request.  All
+ * socket I/O goes through c->io (conn_io.c has the blocking flavour). */
+#include "http_conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "workers/http/access_log.h"
+#include "workers/wlog.h"
+
+/* Body bytes kept back before the head goes out, so that most responses
+ * get an exact Content-Length instead of chunked framing. */
+#define BODY_HOLD_BYTES (64 * 1024)
+/* Unread request body drained after the response to keep the connection;
+ * past this we close instead. */
+#define BODY_DRAIN_MAX (256 * 1024)
+#define READ_CHUNK 16384
+
+static ssize_t req_read_body(struct drover_request *req, void *buf, size_t len);
+static const struct drover_header *req_header(const struct drover_request *req, const char *n);
+static int resp_status(struct drover_response *r, int status, const char *reason);
+static int resp_header(struct drover_response *r, const char *name, const char *value);
+static int resp_write(struct drover_response *r, const void *buf, size_t len);
+static int resp_sendfile(struct drover_response *r, int fd, off_t off, size_t len);
+
+static const struct drover_request_ops req_ops = {req_read_body, req_header};
+static const struct drover_response_ops resp_ops = {resp_status, resp_header, resp_write,
+						    resp_sendfile};
+
+static void addr_text(const struct sockaddr *sa, char *out, size_t cap, int *port)
+{
+	*port = 0;
+	out[0] = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)cap);
+		*port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)cap);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
+void http_conn_init(struct http_conn *c, const struct conn_env *env, const struct conn_io *io,
+		    int fd, const struct worker_listener *l)
+{
+	memset(c, 0, sizeof(*c));
+	c->env = env;
+	c->io = io;
+	c->fd = fd;
+	c->heartbeat = &env->slot->heartbeat_ns;
+	http_parse_init(&c->hp, &env->limits);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+		addr_text((struct sockaddr *)&ss, c->peer_addr, sizeof(c->peer_addr), &c->peer_port);
+	snprintf(c->server_addr, sizeof(c->server_addr), "%s", l->host[0] ? l->host : "localhost");
+	c->server_port = l->port;
+}
+
+void http_conn_free(struct http_conn *c)
+{
+	http_parse_free(&c->hp);
+	http_response_free(&c->resp);
+	http_buf_free(&c->in);
+	http_buf_free(&c->head);
+	http_buf_free(&c->body);
+}
+
+void http_conn_shrink(struct http_conn *c)
+{
+	if (c->in_off == c->in.len) {
+		http_buf_free(&c->in);
+		c->in_off = 0;
+	}
+	http_buf_free(&c->head);
+	http_buf_free(&c->body);
+}
+
+bool http_conn_pending(const struct http_conn *c)
+{
+	return c->in_off < c->in.len;
+}
+
+static void in_compact(struct http_conn *c)
+{
+	if (c->in_off == 0)
+		return;
+	http_buf_consume(&c->in, c->in_off);
+	c->in_off = 0;
+}
+
+static bool draining(const struct http_conn *c)
+{
+	return atomic_load_explicit(c->env->draining, memory_order_relaxed) != 0;
+}
+
+/* Hand c->head and c->body to the io layer in one call, then forget them. */
+static int flush_out(struct http_conn *c)
+{
+	struct iovec iov[2];
+	int n = 0;
+	if (c->head.len)
+		iov[n++] = (struct iovec){c->head.data, c->head.len};
+	if (c->body.len)
+		iov[n++] = (struct iovec){c->body.data, c->body.len};
+	if (n == 0 || c->client_gone)
+		return c->client_gone ? -1 : 0;
+	c->bytes_out += c->head.len + c->body.len;
+	c->head.len = c->body.len = 0;
+	if (c->io->send(c, iov, n) < 0) {
+		c->client_gone = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* Put the response head in c->head.  known: the whole body length, or -1. */
+static int put_head(struct http_conn *c, long long known)
+{
+	if (http_response_head(&c->resp, &c->head, c->hp.http_minor, known) < 0)
+		return -1;
+	c->head_on_wire = true;
+	return 0;
+}
+
+/* Start streaming: the body outgrew BODY_HOLD_BYTES or the app gave its
+ * length.  The held bytes are re-framed behind the head. */
+static int start_streaming(struct http_conn *c)
+{
+	struct http_buf held = c->body;
+	c->body = (struct http_buf){0};
+	int rc = put_head(c, -1);
+	if (rc == 0 && held.len)
+		rc = http_response_body(&c->resp, &c->body, held.data, held.len);
+	http_buf_free(&held);
+	return rc < 0 ? -1 : flush_out(c);
+}
+
+static int resp_status(struct drover_response *r, int status, const char *reason)
+{
+	struct http_conn *c = r->server;
+	return c->head_on_wire ? -1 : http_response_set_status(&c->resp, status, reason);
+}
+
+static int resp_header(struct drover_response *r, const char *name, const char *value)
+{
+	struct http_conn *c = r->server;
+	return c->head_on_wire ? -1 : http_response_add_header(&c->resp, name, value);
+}
+
+static int resp_write(struct drover_response *r, const void *buf, size_t len)
+{
+	struct http_conn *c = r->server;
+	if (c->client_gone)
+		return -1;
+	if (!c->head_on_wire) {
+		if (c->resp.head_request && !c->resp.has_length) {
+			/* HEAD: count the bytes for Content-Length, send none. */
+			c->resp.body_sent += len;
+			return 0;
+		}
+		if (http_buf_append(&c->body, buf, len) < 0)
+			return -1;
+		if (c->body.len <= BODY_HOLD_BYTES && !c->resp.has_length)
+			return 0;
+		return start_streaming(c);
+	}
+	if (http_response_body(&c->resp, &c->body, buf, len) < 0)
+		return -1;
+	return flush_out(c);
+}
+
+static int resp_sendfile(struct drover_response *r, int fd, off_t off, size_t len)
+{
+	/* Portable path through the body buffer; models with a zero-copy path
+	 * (blocking sockets, known length) take over in conn_io.c. */
+	char buf[65536];
+	while (len > 0) {
+		ssize_t n = pread(fd, buf, len < sizeof(buf) ? len : sizeof(buf), off);
+		if (n <= 0)
+			return -1;
+		if (resp_write(r, buf, (size_t)n) < 0)
+			return -1;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void send_interim_continue(struct http_conn *c)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	c->continue_sent = true;
+	struct iovec iov = {(void *)cont, sizeof(cont) - 1};
+	if (c->io->send(c, &iov, 1) < 0)
+		c->client_gone = true;
+}
+
+/* Decoded body bytes from what is buffered, reading more when needed. */
+static ssize_t req_read_body(struct drover_request *req, void *buf, size_t len)
+{
+	struct http_conn *c = req->server;
+	if (c->hp.state == HTTP_PARSE_DONE || len == 0)
+		return 0;
+	if (c->hp.expect_continue && !c->continue_sent && !c->head_on_wire)
+		send_interim_continue(c);
+	for (;;) {
+		if (c->hp.state == HTTP_PARSE_ERROR || c->client_gone)
+			return -1;
+		if (c->in_off < c->in.len) {
+			size_t out = 0;
+			size_t used = http_parse_body(&c->hp, c->in.data + c->in_off,
+						      c->in.len - c->in_off, buf, len, &out);
+			c->in_off += used;
+			if (out > 0 || c->hp.state == HTTP_PARSE_DONE)
+				return (ssize_t)out;
+			if (c->hp.state == HTTP_PARSE_ERROR)
+				return -1;
+		}
+		in_compact(c);
+		ssize_t n = c->io->fill(c, c->env->conf->read_timeout);
+		if (n <= 0)
+			return -1;
+	}
+}
+
+static const struct drover_header *req_header(const struct drover_request *req, const char *n)
+{
+	return http_find_header(req->headers, req->nheaders, n);
+}
+
+/* Read until a complete head is parsed.  0: head ready; -1: close quietly
+ * (peer gone or idle); >0: an HTTP error status to answer. */
+static int read_head(struct http_conn *c)
+{
+	const struct drover_conf *conf = c->env->conf;
+	double idle = c->requests ? conf->keepalive : conf->header_timeout;
+	bool started = false;
+	for (;;) {
+		if (c->in_off < c->in.len) {
+			started = true;
+			c->in_off += http_parse_head(&c->hp, c->in.data + c->in_off,
+						     c->in.len - c->in_off);
+			if (c->hp.state == HTTP_PARSE_ERROR)
+				return c->hp.error_status ? c->hp.error_status : 400;
+			if (c->hp.state != HTTP_PARSE_HEAD)
+				return 0;
+		}
+		if (c->in_off == c->in.len)
+			c->in.len = c->in_off = 0;
+		if (!started && c->requests && draining(c))
+			return -1;
+		double wait = started ? (conf->read_timeout < conf->header_timeout
+						 ? conf->read_timeout
+						 : conf->header_timeout)
+				      : idle;
+		ssize_t n = c->io->fill(c, wait);
+		if (n <= 0)
+			return -1;
+		atomic_store_explicit(c->heartbeat, sb_now_ns(), memory_order_relaxed);
+	}
+}
+
+static void answer_error(struct http_conn *c, int status)
+{
+	c->head.len = c->body.len = 0;
+	if (http_error_response(&c->head, status, c->hp.http_minor ? 1 : 0) == 0)
+		flush_out(c);
+	c->resp.status = status;
+}
+
+static void setup_exchange(struct http_conn *c, bool parsed)
+{
+	struct drover_request *q = &c->req;
+	memset(q, 0, sizeof(*q));
+	if (parsed)
+		http_parse_request(&c->hp, q);
+	q->ops = &req_ops;
+	q->peer_addr = c->peer_addr;
+	q->peer_port = c->peer_port;
+	q->server_addr = c->server_addr;
+	q->server_port = c->server_port;
+	q->url_scheme = "http";
+	q->app_data = c->env->app->app_data;
+	q->server = c;
+	c->dresp.ops = &resp_ops;
+	c->dresp.server = c;
+	bool head = q->method.len == 4 && memcmp(q->method.ptr, "HEAD", 4) == 0;
+	bool ka = c->hp.keep_alive && c->env->keepalive_ok && c->env->conf->keepalive > 0 &&
+		  !draining(c);
+	http_response_init(&c->resp, head, ka);
+	c->head_on_wire = c->continue_sent = c->client_gone = false;
+	c->bytes_out = 0;
+	c->head.len = c->body.len = 0;
+}
+
+/* After the app returned: send what is held, or end the stream. */
+static int finish_response(struct http_conn *c, int app_rc)
+{
+	if (!c->head_on_wire) {
+		if (app_rc != 0) {
+			answer_error(c, 500);
+			return -1;
+		}
+		long long len = c->resp.head_request ? (long long)c->resp.body_sent
+						     : (long long)c->body.len;
+		if (c->resp.has_length && !c->resp.head_request) {
+			/* Length announced and everything fitted in the hold buffer. */
+			struct http_buf held = c->body;
+			c->body = (struct http_buf){0};
+			int rc = put_head(c, -1);
+			if (rc == 0)
+				rc = http_response_body(&c->resp, &c->body, held.data, held.len);
+			http_buf_free(&held);
+			if (rc < 0)
+				return -1;
+		} else if (put_head(c, len) < 0) {
+			return -1;
+		} else {
+			c->resp.body_sent = (unsigned long long)len;
+		}
+	}
+	int ok = app_rc == 0 ? http_response_end(&c->resp, &c->body) : -1;
+	if (flush_out(c) < 0)
+		return -1;
+	return ok;
+}
+
+/* The app left part of the body unread: read it away (bounded) so the
+ * connection can carry the next request; otherwise it must close. */
+static bool drain_body(struct http_conn *c)
+{
+	char sink[8192];
+	size_t total = 0;
+	while (c->hp.state == HTTP_PARSE_BODY && total < BODY_DRAIN_MAX) {
+		if (c->hp.expect_continue && !c->continue_sent)
+			return false; /* the client waits for our word: do not ask for it */
+		ssize_t n = req_read_body(&c->req, sink, sizeof(sink));
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+	}
+	return c->hp.state == HTTP_PARSE_DONE;
+}
+
+static void account(struct http_conn *c)
+{
+	uint64_t end = sb_now_ns();
+	uint64_t dur = end - c->t_start;
+	struct sb_slot *s = c->env->slot;
+	sb_request_done(s, c->resp.status, dur, c->bytes_out);
+	atomic_store_explicit(c->heartbeat, end, memory_order_relaxed);
+	if (c->env->alog)
+		access_log_write(c->env->alog, &c->req, c->resp.status, c->bytes_out, dur);
+}
+
+enum conn_result http_conn_serve(struct http_conn *c)
+{
+	int st = read_head(c);
+	if (st < 0)
+		return CONN_CLOSE;
+	c->t_start = sb_now_ns();
+	atomic_store_explicit(c->heartbeat, c->t_start, memory_order_relaxed);
+	setup_exchange(c, st == 0);
+	bool keep = false;
+	if (st > 0) {
+		wlog_debug("bad request from %s: %d %s", c->peer_addr, st,
+			   c->hp.error_reason ? c->hp.error_reason : "");
+		answer_error(c, st);
+	} else {
+		int rc = c->env->app->handler->handle(&c->req, &c->dresp);
+		if (rc != 0 && !c->head_on_wire)
+			wlog_error("app returned %d for %.*s %.*s", rc, (int)c->req.method.len,
+				   c->req.method.ptr, (int)c->req.target.len, c->req.target.ptr);
+		keep = finish_response(c, rc) == 0 && c->resp.keep_alive && !c->client_gone;
+		if (keep && c->hp.state != HTTP_PARSE_DONE)
+			keep = drain_body(c);
+	}
+	c->requests++;
+	account(c);
+	http_response_free(&c->resp);
+	http_parse_next(&c->hp);
+	in_compact(c);
+	return keep ? CONN_KEEP : CONN_CLOSE;
+}

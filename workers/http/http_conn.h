@@ -1,0 +1,92 @@
+/* One client connection: read a request, call the app through the
+ * drover_request / drover_response ABI, write the response.  The I/O itself
+ * is pluggable (struct conn_io) so the sync and thread models use blocking
+ * sockets with poll() timeouts while the event model feeds buffered bytes. */
+#ifndef DROVER_HTTP_CONN_H
+#define DROVER_HTTP_CONN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "conf/conf.h"
+#include "workers/app/app_loader.h"
+#include "workers/http/http_parse.h"
+#include "workers/http/http_response.h"
+#include "workers/scoreboard.h"
+#include "workers/worker.h"
+
+struct access_log;
+
+/* Per worker: what every connection of the worker shares. */
+struct conn_env {
+	const struct drover_conf *conf;
+	struct http_limits limits;
+	struct app *app;
+	struct sb_slot *slot;
+	atomic_int *draining; /* set when the worker stops accepting */
+	struct access_log *alog; /* NULL: access log off */
+	bool keepalive_ok; /* the model keeps connections open between requests */
+};
+
+struct http_conn;
+struct conn_io {
+	/* Read more bytes into c->in, waiting at most timeout seconds.  >0: bytes
+	 * read; 0: peer closed; -1: error or timeout (c->io_timed_out tells). */
+	ssize_t (*fill)(struct http_conn *c, double timeout);
+	/* Send all of iov (or queue it, for the event model).  0, or -1 if the
+	 * client went away or stalled past the timeout. */
+	int (*send)(struct http_conn *c, const struct iovec *iov, int iovcnt);
+};
+
+struct http_conn {
+	const struct conn_env *env;
+	const struct conn_io *io;
+	int fd;
+	struct http_buf in; /* bytes read and not yet parsed */
+	size_t in_off; /* start of the unparsed bytes in in.data */
+	struct http_parse hp;
+	struct http_response resp;
+	struct http_buf head, body; /* response bytes not yet handed to io->send */
+	struct drover_request req;
+	struct drover_response dresp;
+	_Atomic uint64_t *heartbeat; /* the slot's or this thread's */
+	char peer_addr[64], server_addr[64];
+	int peer_port, server_port;
+	bool client_gone; /* a send failed: stop writing */
+	bool io_timed_out;
+	bool continue_sent;
+	bool head_on_wire; /* the response head went to io->send */
+	unsigned requests; /* served on this connection */
+	uint64_t t_start; /* current request start (ns) */
+	uint64_t bytes_out; /* of the current response */
+	void *model_data; /* the model's own per-connection state */
+};
+
+enum conn_result { CONN_KEEP = 0, CONN_CLOSE = 1 };
+
+void http_conn_init(struct http_conn *c, const struct conn_env *env, const struct conn_io *io,
+		    int fd, const struct worker_listener *l);
+void http_conn_free(struct http_conn *c);
+/* Drop the buffers of an idle keep-alive connection (kept open), so that many
+ * idle connections cost little memory. */
+void http_conn_shrink(struct http_conn *c);
+
+/* Serve one request: read (io->fill) until a head is parsed, call the app,
+ * finish the response.  CONN_KEEP: another request may follow (bytes of it may
+ * already be in c->in: see http_conn_pending()). */
+enum conn_result http_conn_serve(struct http_conn *c);
+/* Bytes of a next (pipelined) request are already buffered. */
+bool http_conn_pending(const struct http_conn *c);
+
+/* Close politely: shut down writing, discard what the client still sends for
+ * a short while, then close, so that unread input never turns into a RST
+ * that destroys the response in flight (nginx's lingering close). */
+void http_conn_close(struct http_conn *c);
+
+/* The blocking I/O of the sync and thread models: recv/send with MSG_DONTWAIT
+ * and poll() only when the socket is not ready. */
+extern const struct conn_io conn_io_blocking;
+#endif
