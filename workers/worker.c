@@ -249,10 +249,9 @@ int worker_run(const struct worker_args *a)
 	};
 	rt.max_requests = pick_max_requests(conf, a->worker_no);
 	switch (conf->worker_class) {
-	case WORKER_SYNC: rc = sync_run(&rt); break;
-	default:
-		wlog_error("worker class %s is not available yet", rt.model);
-		rc = WORKER_EXIT_APP_LOAD;
+	case WORKER_THREAD: rc = thread_run(&rt); break;
+	case WORKER_EVENT: rc = event_run(&rt); break;
+	default: rc = sync_run(&rt); break;
 	}
 	sb_set_state(a->slot, SB_EXITED);
 	app_worker_stop(app);
@@ -262,7 +261,9 @@ int worker_run(const struct worker_args *a)
 
 int worker_model_available(int worker_class)
 {
-	return worker_class == WORKER_SYNC;
+	return worker_class == WORKER_SYNC ||
+	       (worker_class == WORKER_THREAD && thread_model_ready) ||
+	       (worker_class == WORKER_EVENT && event_model_ready);
 }
 
 struct app *worker_preload_app(const struct drover_conf *conf, char *err, size_t errlen)

@@ -28,5 +28,9 @@ void worker_idle_point(struct worker_rt *rt);
 /* Poll timeout that keeps the heartbeat fresh well within conf->timeout. */
 int worker_tick_ms(const struct drover_conf *conf);
 
+/* The models; *_model_ready says whether the model is implemented. */
 int sync_run(struct worker_rt *rt);
+int thread_run(struct worker_rt *rt);
+int event_run(struct worker_rt *rt);
+extern const int thread_model_ready, event_model_ready;
 #endif

@@ -300,26 +300,31 @@ static void test_chunked_garbage(void)
 {
 	static const char *bodies[] = {
 		"zz\r\nab\r\n0\r\n\r\n", /* size not hex */
-		"2\r\nabXX0\r\n\r\n", /* missing CRLF after data */
+		"2\r\nabXX0\r\n\r\n", /* no CRLF after the data: llhttp's loose */
+		"2\r\nab\r\r0\r\n\r\n", /* mode skips those two bytes unread */
+		"2\r\nab\n\r0\r\n\r\n",
+		"2\r\nabc\r\n0\r\n\r\n", /* more data than the size */
 		"2 x\r\nab\r\n0\r\n\r\n", /* junk after the size */
 		"2;a=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n",
 	};
+	static const char head[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
 	struct http_limits lim = { 100, 40, 10, 1000 };
 
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		static const char head[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-		struct http_parse hp;
-		char body[64];
-		size_t blen;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		for (size_t step = 1; step <= 1000; step *= 1000) {
+			struct http_parse hp;
+			char body[64];
+			size_t blen;
 
-		http_parse_init(&hp, &lim);
-		CHECK(http_parse_head(&hp, head, sizeof(head) - 1) == sizeof(head) - 1);
-		feed_body(&hp, bodies[i], strlen(bodies[i]), 1000, 64, body, &blen);
-		if (hp.error_status != 400)
-			printf("#   body %zu: state %d status %d\n", i, hp.state, hp.error_status);
-		CHECK(hp.state == HTTP_PARSE_ERROR && hp.error_status == 400);
-		http_parse_free(&hp);
-	}
+			http_parse_init(&hp, &lim);
+			CHECK(http_parse_head(&hp, head, sizeof(head) - 1) == sizeof(head) - 1);
+			feed_body(&hp, bodies[i], strlen(bodies[i]), step, 64, body, &blen);
+			if (hp.error_status != 400)
+				printf("#   body %zu step %zu: state %d status %d\n", i, step,
+				       hp.state, hp.error_status);
+			CHECK(hp.state == HTTP_PARSE_ERROR && hp.error_status == 400);
+			http_parse_free(&hp);
+		}
 }
 
 struct error_case {

@@ -95,6 +95,7 @@ static PyObject *path_info(const struct drover_str *path)
 	if (!memchr(path->ptr, '%', path->len))
 		return latin1(path->ptr, path->len);
 	char stackbuf[1024];
+	stackbuf[0] = 0; /* quiets a false -Wmaybe-uninitialized */
 	char *out = path->len <= sizeof stackbuf ? stackbuf : PyMem_Malloc(path->len);
 	if (!out)
 		return PyErr_NoMemory();

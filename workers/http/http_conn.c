@@ -73,6 +73,7 @@ void http_conn_free(struct http_conn *c)
 	http_buf_free(&c->in);
 	http_buf_free(&c->head);
 	http_buf_free(&c->body);
+	http_buf_free(&c->prebody);
 }
 
 void http_conn_shrink(struct http_conn *c)
@@ -83,6 +84,7 @@ void http_conn_shrink(struct http_conn *c)
 	}
 	http_buf_free(&c->head);
 	http_buf_free(&c->body);
+	http_buf_free(&c->prebody);
 }
 
 bool http_conn_pending(const struct http_conn *c)
@@ -209,6 +211,14 @@ static void send_interim_continue(struct http_conn *c)
 static ssize_t req_read_body(struct drover_request *req, void *buf, size_t len)
 {
 	struct http_conn *c = req->server;
+	if (c->body_buffered) {
+		/* The model decoded the whole body before dispatch (event model). */
+		size_t left = c->prebody.len - c->prebody_off;
+		size_t n = left < len ? left : len;
+		memcpy(buf, c->prebody.data + c->prebody_off, n);
+		c->prebody_off += n;
+		return (ssize_t)n;
+	}
 	if (c->hp.state == HTTP_PARSE_DONE || len == 0)
 		return 0;
 	if (c->hp.expect_continue && !c->continue_sent && !c->head_on_wire)
@@ -238,32 +248,36 @@ static const struct drover_header *req_header(const struct drover_request *req, 
 	return http_find_header(req->headers, req->nheaders, n);
 }
 
+int http_conn_parse_head(struct http_conn *c)
+{
+	if (c->in_off < c->in.len) {
+		c->in_off += http_parse_head(&c->hp, c->in.data + c->in_off, c->in.len - c->in_off);
+		if (c->hp.state == HTTP_PARSE_ERROR)
+			return c->hp.error_status ? c->hp.error_status : 400;
+		if (c->hp.state != HTTP_PARSE_HEAD)
+			return 0;
+	}
+	if (c->in_off == c->in.len)
+		c->in.len = c->in_off = 0;
+	return -EAGAIN;
+}
+
 /* Read until a complete head is parsed.  0: head ready; -1: close quietly
  * (peer gone or idle); >0: an HTTP error status to answer. */
 static int read_head(struct http_conn *c)
 {
 	const struct drover_conf *conf = c->env->conf;
 	double idle = c->requests ? conf->keepalive : conf->header_timeout;
-	bool started = false;
+	double busy = conf->read_timeout < conf->header_timeout ? conf->read_timeout
+								: conf->header_timeout;
 	for (;;) {
-		if (c->in_off < c->in.len) {
-			started = true;
-			c->in_off += http_parse_head(&c->hp, c->in.data + c->in_off,
-						     c->in.len - c->in_off);
-			if (c->hp.state == HTTP_PARSE_ERROR)
-				return c->hp.error_status ? c->hp.error_status : 400;
-			if (c->hp.state != HTTP_PARSE_HEAD)
-				return 0;
-		}
-		if (c->in_off == c->in.len)
-			c->in.len = c->in_off = 0;
+		bool started = c->in_off < c->in.len;
+		int st = http_conn_parse_head(c);
+		if (st != -EAGAIN)
+			return st;
 		if (!started && c->requests && draining(c))
 			return -1;
-		double wait = started ? (conf->read_timeout < conf->header_timeout
-						 ? conf->read_timeout
-						 : conf->header_timeout)
-				      : idle;
-		ssize_t n = c->io->fill(c, wait);
+		ssize_t n = c->io->fill(c, started ? busy : idle);
 		if (n <= 0)
 			return -1;
 		atomic_store_explicit(c->heartbeat, sb_now_ns(), memory_order_relaxed);
@@ -368,6 +382,11 @@ enum conn_result http_conn_serve(struct http_conn *c)
 	int st = read_head(c);
 	if (st < 0)
 		return CONN_CLOSE;
+	return http_conn_dispatch(c, st);
+}
+
+enum conn_result http_conn_dispatch(struct http_conn *c, int st)
+{
 	c->t_start = sb_now_ns();
 	atomic_store_explicit(c->heartbeat, c->t_start, memory_order_relaxed);
 	setup_exchange(c, st == 0);
@@ -387,6 +406,8 @@ enum conn_result http_conn_serve(struct http_conn *c)
 	}
 	c->requests++;
 	account(c);
+	c->body_buffered = false;
+	c->prebody.len = c->prebody_off = 0;
 	http_response_free(&c->resp);
 	http_parse_next(&c->hp);
 	in_compact(c);

@@ -59,6 +59,11 @@ struct http_conn {
 	bool io_timed_out;
 	bool continue_sent;
 	bool head_on_wire; /* the response head went to io->send */
+	/* Event model: the whole body decoded before dispatch; read_body then
+	 * serves it from here instead of reading the socket. */
+	struct http_buf prebody;
+	size_t prebody_off;
+	bool body_buffered;
 	unsigned requests; /* served on this connection */
 	uint64_t t_start; /* current request start (ns) */
 	uint64_t bytes_out; /* of the current response */
@@ -78,6 +83,15 @@ void http_conn_shrink(struct http_conn *c);
  * finish the response.  CONN_KEEP: another request may follow (bytes of it may
  * already be in c->in: see http_conn_pending()). */
 enum conn_result http_conn_serve(struct http_conn *c);
+/* The same in two steps, for models that must not block (event):
+ * http_conn_parse_head parses only what is buffered in c->in: 0 when a head
+ * is complete, -EAGAIN when more bytes are needed, or an HTTP error status
+ * (>0).  http_conn_dispatch then answers: the error status, or the app's
+ * response (st == 0).  A body is read through c->io->fill unless the model
+ * decoded it into c->prebody and set c->body_buffered. */
+int http_conn_parse_head(struct http_conn *c);
+enum conn_result http_conn_dispatch(struct http_conn *c, int st);
+
 /* Bytes of a next (pipelined) request are already buffered. */
 bool http_conn_pending(const struct http_conn *c);
 

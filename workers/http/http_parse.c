@@ -18,6 +18,7 @@ enum {
 	IN_VALUE = 2,
 	IN_MASK = 3,
 	LAST_WAS_LF = 0x100, /* the last head byte consumed was '\n' */
+	LAST_WAS_CR = 0x200, /* the last body byte consumed was '\r' */
 };
 
 static int parse_fail(struct http_parse *hp, int status, const char *reason)
@@ -430,6 +431,11 @@ static int on_chunk_ext(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
+static int on_chunk_complete(llhttp_t *p)
+{
+	return HPE_PAUSED; /* see chunk_end_ok() */
+}
+
 static int on_message_complete(llhttp_t *p)
 {
 	struct http_parse *hp = hp_of(p);
@@ -460,6 +466,7 @@ void http_parse_init(struct http_parse *hp, const struct http_limits *lim)
 	hp->settings.on_chunk_header = on_chunk_header;
 	hp->settings.on_chunk_extension_name = on_chunk_ext;
 	hp->settings.on_chunk_extension_value = on_chunk_ext;
+	hp->settings.on_chunk_complete = on_chunk_complete;
 	hp->settings.on_message_complete = on_message_complete;
 	llhttp_init(&hp->p, HTTP_REQUEST, &hp->settings);
 	hp->p.data = hp;
@@ -522,16 +529,20 @@ static void map_llhttp_error(struct http_parse *hp, llhttp_errno_t err)
 }
 
 /* Run llhttp over data[0..len); returns the bytes consumed.  A pause (end of
- * head or message) is resumed at once: the position tells what was used. */
-static size_t parse_exec(struct http_parse *hp, const char *data, size_t len)
+ * head, chunk or message) is resumed at once: the position tells what was
+ * used, and *paused tells the caller that llhttp may have more to do even
+ * without more input. */
+static size_t parse_exec(struct http_parse *hp, const char *data, size_t len, bool *paused)
 {
 	llhttp_errno_t err = llhttp_execute(&hp->p, data, len);
 	size_t used = err == HPE_OK ? len : stop_offset(hp, data, len);
 
+	*paused = false;
 	if (err == HPE_OK && !hp->error_status)
 		return len;
 	if (err == HPE_PAUSED && !hp->error_status) {
 		llhttp_resume(&hp->p);
+		*paused = true;
 		return used;
 	}
 	map_llhttp_error(hp, err);
@@ -566,10 +577,11 @@ static bool head_has_fold(struct http_parse *hp, const char *data, size_t n)
 size_t http_parse_head(struct http_parse *hp, const char *data, size_t len)
 {
 	size_t used;
+	bool paused;
 
 	if (hp->state != HTTP_PARSE_HEAD || len == 0)
 		return 0;
-	used = parse_exec(hp, data, len);
+	used = parse_exec(hp, data, len, &paused);
 	if (hp->state != HTTP_PARSE_ERROR && head_has_fold(hp, data, used)) {
 		parse_fail(hp, 400, "obsolete line folding");
 		hp->state = HTTP_PARSE_ERROR;
@@ -578,10 +590,34 @@ size_t http_parse_head(struct http_parse *hp, const char *data, size_t len)
 	return used;
 }
 
+/* llhttp built without LLHTTP_STRICT_MODE skips the two bytes after chunk
+ * data (and after the trailer section) without looking at them, so
+ * "5\r\nhelloXX0\r\n\r\n" would pass: a smuggling route.  on_chunk_complete
+ * pauses right after those bytes, at data[at]; check them here, the first
+ * possibly being the last byte of the previous call. */
+static bool chunk_end_ok(const struct http_parse *hp, const char *data, size_t at)
+{
+	if (at >= 2)
+		return data[at - 2] == '\r' && data[at - 1] == '\n';
+	return at == 1 && (hp->in_value & LAST_WAS_CR) && data[0] == '\n';
+}
+
+static void body_step(struct http_parse *hp, const char *data, size_t *used, size_t n,
+		      bool *paused)
+{
+	*used += parse_exec(hp, data + *used, n, paused);
+	if (*paused && hp->state == HTTP_PARSE_BODY && !chunk_end_ok(hp, data, *used)) {
+		parse_fail(hp, 400, "chunk not followed by CRLF");
+		hp->state = HTTP_PARSE_ERROR;
+		hp->keep_alive = false;
+	}
+}
+
 size_t http_parse_body(struct http_parse *hp, const char *data, size_t len, char *out,
 		       size_t outcap, size_t *outlen)
 {
 	size_t used = 0;
+	bool paused = false;
 
 	*outlen = 0;
 	if (hp->state != HTTP_PARSE_BODY)
@@ -590,13 +626,22 @@ size_t http_parse_body(struct http_parse *hp, const char *data, size_t len, char
 	hp->out_len = 0;
 	hp->out_cap = outcap;
 	/* decoded bytes never exceed raw bytes, so capping the input caps the
-	 * output: the body is streamed without any buffer of our own */
-	while (used < len && hp->out_len < outcap && hp->state == HTTP_PARSE_BODY) {
+	 * output: the body is streamed without any buffer of our own.  After a
+	 * pause llhttp runs once more even with no input left, so the end of
+	 * the message is seen as soon as its last byte is. */
+	while (hp->state == HTTP_PARSE_BODY) {
 		size_t n = len - used;
 
 		if (n > outcap - hp->out_len)
 			n = outcap - hp->out_len;
-		used += parse_exec(hp, data + used, n);
+		if (n == 0 && !paused)
+			break;
+		body_step(hp, data, &used, n, &paused);
+	}
+	if (used) {
+		hp->in_value &= ~LAST_WAS_CR;
+		if (data[used - 1] == '\r')
+			hp->in_value |= LAST_WAS_CR;
 	}
 	*outlen = hp->out_len;
 	hp->out = NULL;
