@@ -58,6 +58,18 @@ static bool str_is(struct drover_str s, const char *lit)
 	return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
 }
 
+/* RFC 9112 2.2: an empty line before the request line is ignored. */
+static void test_leading_crlf(void)
+{
+	static const char req[] = "\r\nGET / HTTP/1.1\r\n\r\n";
+	struct http_parse hp;
+
+	http_parse_init(&hp, &lim_default);
+	CHECK(feed_head(&hp, req, sizeof(req) - 1, 1) == sizeof(req) - 1);
+	CHECK(hp.state == HTTP_PARSE_DONE && hp.method_len == 3);
+	http_parse_free(&hp);
+}
+
 static void test_simple_get(void)
 {
 	static const char req[] = "GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: example.com\r\n"
@@ -355,6 +367,11 @@ static const struct error_case error_cases[] = {
 	{ "GET / HTTP/1.1\r\nX-A: a\x01\r\n\r\n", 400 },
 	{ "GET / HTTP/1.1\r\nX-A: a\nX-B: b\r\n\r\n", 400 },
 	{ "GET / HTTP/1.1\r\n: empty\r\n\r\n", 400 },
+	{ "GET / HTTP/1.1\r\nX-A: a\r\n\rZ", 400 }, /* loose llhttp ends the head */
+	{ "POST / HTTP/1.1\r\nContent-Length: 1\r\n\rXa", 400 },
+	{ "GET / HTTP/1.1\r\nX-A: a\r\n\n", 400 },
+	{ "GET / HTTP/1.1\r\nX-A:\rX-B: b\r\n\r\n", 400 },
+	{ "\nGET / HTTP/1.1\r\n\r\n", 400 },
 	{ "GET / HTTP/1.2\r\n\r\n", 505 },
 	{ "GET / HTTP/2.0\r\n\r\n", 505 },
 	{ "GET / HTTP/3.0\r\n\r\n", 505 },
@@ -564,6 +581,7 @@ static void test_trailer_limit(void)
 int main(void)
 {
 	RUN(test_simple_get);
+	RUN(test_leading_crlf);
 	RUN(test_split_one_byte);
 	RUN(test_pipelined);
 	RUN(test_limits);

@@ -335,13 +335,15 @@ static PyObject *load_callable(const char *spec, char *err, size_t errlen)
 static pthread_key_t pin_key;
 static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
 
-static void pin_release(void *unused)
+static void pin_release(void *tstate)
 {
 	if (py_finalized || !Py_IsInitialized())
 		return;
-	PyGILState_STATE s = PyGILState_Ensure(); /* counter 2, GIL held */
-	PyGILState_Release(PyGILState_LOCKED); /* counter 1, GIL kept */
-	PyGILState_Release(s); /* counter 0: state deleted, GIL released */
+	/* glibc has already cleared every key of this thread, CPython's
+	 * PyGILState key too: the state comes from our key's value. */
+	PyEval_RestoreThread(tstate);
+	PyThreadState_Clear(tstate);
+	PyThreadState_DeleteCurrent(); /* and releases the GIL */
 }
 
 static void pin_key_create(void)
@@ -353,9 +355,9 @@ static PyGILState_STATE gil_ensure(void)
 {
 	if (!PyGILState_GetThisThreadState()) {
 		PyGILState_Ensure();
-		PyEval_SaveThread();
+		PyThreadState *ts = PyEval_SaveThread();
 		pthread_once(&pin_once, pin_key_create);
-		pthread_setspecific(pin_key, &pin_key);
+		pthread_setspecific(pin_key, ts);
 	}
 	return PyGILState_Ensure();
 }

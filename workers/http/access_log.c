@@ -1,6 +1,6 @@
 /* Access log formatting.  Codes (Apache's meanings): %h peer address, %l and
  * %u "-", %t time [10/Oct/2000:13:55:36 +0000], %r request line, %s status,
- * %b body bytes ("-" for none), %B bytes, %D duration in microseconds, %T in
+ * %b body bytes ("-" for none), %B body bytes (0 for none), %D duration in microseconds, %T in
  * seconds, %m method, %U path, %q query, %H protocol, %p pid, %{Name}i a
  * request header, %% a percent sign. */
 #include "access_log.h"

@@ -374,7 +374,8 @@ static void account(struct http_conn *c)
 	sb_request_done(s, c->resp.status, dur, c->bytes_out);
 	atomic_store_explicit(c->heartbeat, end, memory_order_relaxed);
 	if (c->env->alog)
-		access_log_write(c->env->alog, &c->req, c->resp.status, c->bytes_out, dur);
+		access_log_write(c->env->alog, &c->req, c->resp.status,
+				 (uint64_t)c->resp.body_sent, dur);
 }
 
 enum conn_result http_conn_serve(struct http_conn *c)

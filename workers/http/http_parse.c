@@ -17,8 +17,8 @@ enum {
 	IN_NAME = 1,
 	IN_VALUE = 2,
 	IN_MASK = 3,
-	LAST_WAS_LF = 0x100, /* the last head byte consumed was '\n' */
-	LAST_WAS_CR = 0x200, /* the last body byte consumed was '\r' */
+	LAST_WAS_LF = 0x100, /* the last byte consumed was '\n' */
+	LAST_WAS_CR = 0x200, /* the last byte consumed was '\r' */
 };
 
 static int parse_fail(struct http_parse *hp, int status, const char *reason)
@@ -551,39 +551,47 @@ static size_t parse_exec(struct http_parse *hp, const char *data, size_t len, bo
 	return used;
 }
 
-/* llhttp (without lenient flags) still accepts obs-fold and hands the
- * continuation over as more value bytes; RFC 9112 lets a server refuse it,
- * and refusing closes a smuggling route through proxies that unfold
- * differently.  A fold is an LF followed by SP/HT inside the head. */
-static bool head_has_fold(struct http_parse *hp, const char *data, size_t n)
+/* llhttp without LLHTTP_STRICT_MODE still accepts a few things RFC 9112
+ * lets a server refuse and that proxies disagree on (smuggling routes): an
+ * obs-fold (handed over as more value bytes), and a CR followed by anything
+ * at the end of the head ("\r\n\rX" ends it).  So the consumed head bytes
+ * are checked here: every CR followed by LF, every LF preceded by CR, no
+ * line starting with SP/HT.  The last byte is carried to the next call. */
+static const char *head_bytes_bad(struct http_parse *hp, const char *data, size_t n)
 {
-	const char *s = data, *end = data + n, *lf;
+	char prev = (hp->in_value & LAST_WAS_CR) ? '\r' : (hp->in_value & LAST_WAS_LF) ? '\n' : 0;
 
-	if (n && (hp->in_value & LAST_WAS_LF) && (*s == ' ' || *s == '\t'))
-		return true;
-	while ((lf = memchr(s, '\n', (size_t)(end - s))) && lf + 1 < end) {
-		if (lf[1] == ' ' || lf[1] == '\t')
-			return true;
-		s = lf + 1;
+	for (size_t i = 0; i < n; i++) {
+		char c = data[i];
+
+		if (prev == '\r' && c != '\n')
+			return "CR without LF";
+		if (c == '\n' && prev != '\r')
+			return "LF without CR";
+		if (prev == '\n' && (c == ' ' || c == '\t'))
+			return "obsolete line folding";
+		prev = c;
 	}
-	if (n) {
-		hp->in_value &= ~LAST_WAS_LF;
-		if (data[n - 1] == '\n')
-			hp->in_value |= LAST_WAS_LF;
-	}
-	return false;
+	hp->in_value &= ~(LAST_WAS_CR | LAST_WAS_LF);
+	if (prev == '\r')
+		hp->in_value |= LAST_WAS_CR;
+	else if (prev == '\n')
+		hp->in_value |= LAST_WAS_LF;
+	return NULL;
 }
 
 size_t http_parse_head(struct http_parse *hp, const char *data, size_t len)
 {
+	const char *why;
 	size_t used;
 	bool paused;
 
 	if (hp->state != HTTP_PARSE_HEAD || len == 0)
 		return 0;
 	used = parse_exec(hp, data, len, &paused);
-	if (hp->state != HTTP_PARSE_ERROR && head_has_fold(hp, data, used)) {
-		parse_fail(hp, 400, "obsolete line folding");
+	why = hp->state != HTTP_PARSE_ERROR ? head_bytes_bad(hp, data, used) : NULL;
+	if (why) {
+		parse_fail(hp, 400, why);
 		hp->state = HTTP_PARSE_ERROR;
 		hp->keep_alive = false;
 	}

@@ -22,14 +22,14 @@ int http_buf_reserve(struct http_buf *b, size_t extra)
 	size_t need, cap;
 	char *n;
 
-	if (extra > SIZE_MAX - b->len)
+	if (extra > SIZE_MAX / 2 - b->len) /* also keeps cap * 2 from overflowing */
 		return -1;
 	need = b->len + extra;
 	if (need <= b->cap)
 		return 0;
 	cap = b->cap ? b->cap : 256;
 	while (cap < need)
-		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+		cap *= 2;
 	n = realloc(b->data, cap);
 	if (!n)
 		return -1;
@@ -373,12 +373,27 @@ static void response_framing(struct http_response *r, int http_minor, long long 
 	}
 }
 
-static char *put_connection(const struct http_response *r, char *w, int http_minor)
+/* Date, Server, Connection and the framing header. */
+static char *put_own_headers(const struct http_response *r, char *w, int http_minor)
 {
+	if (!app_has(&r->headers, "Date", 4)) {
+		w = put(w, LIT("Date: "));
+		w = put(w, http_date(), 29);
+		w = put(w, LIT("\r\n"));
+	}
+	if (!app_has(&r->headers, "Server", 6))
+		w = put(w, LIT("Server: drover\r\n"));
 	if (!r->keep_alive)
-		return put(w, LIT("Connection: close\r\n"));
-	if (http_minor == 0)
-		return put(w, LIT("Connection: keep-alive\r\n"));
+		w = put(w, LIT("Connection: close\r\n"));
+	else if (http_minor == 0)
+		w = put(w, LIT("Connection: keep-alive\r\n"));
+	if (r->has_length) {
+		w = put(w, LIT("Content-Length: "));
+		w = put_dec(w, (unsigned long long)r->content_length);
+		w = put(w, LIT("\r\n"));
+	} else if (r->chunked) {
+		w = put(w, LIT("Transfer-Encoding: chunked\r\n"));
+	}
 	return w;
 }
 
@@ -403,21 +418,7 @@ int http_response_head(struct http_response *r, struct http_buf *out, int http_m
 	*w++ = ' ';
 	w = put(w, reason, rl);
 	w = put(w, LIT("\r\n"));
-	if (!app_has(&r->headers, "Date", 4)) {
-		w = put(w, LIT("Date: "));
-		w = put(w, http_date(), 29);
-		w = put(w, LIT("\r\n"));
-	}
-	if (!app_has(&r->headers, "Server", 6))
-		w = put(w, LIT("Server: drover\r\n"));
-	w = put_connection(r, w, http_minor);
-	if (r->has_length) {
-		w = put(w, LIT("Content-Length: "));
-		w = put_dec(w, (unsigned long long)r->content_length);
-		w = put(w, LIT("\r\n"));
-	} else if (r->chunked) {
-		w = put(w, LIT("Transfer-Encoding: chunked\r\n"));
-	}
+	w = put_own_headers(r, w, http_minor);
 	if (r->headers.len)
 		w = put(w, r->headers.data, r->headers.len);
 	w = put(w, LIT("\r\n"));
