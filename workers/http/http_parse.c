@@ -2,7 +2,8 @@
  * limits (enforced while bytes arrive), the request-smuggling checks llhttp
  * leaves to its user, and copies of the head into a per-connection arena.
  * llhttp is paused at the end of the head and of the message so the caller
- * gets control there and pipelined bytes stay unconsumed. */
+ * gets control there and pipelined bytes stay unconsumed.  The line-ending
+ * checks also close the holes of llhttp's default (non-strict) build. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,9 @@
 
 #include "workers/http/http_parse.h"
 
-/* in_value: where the header callbacks are (low bits), plus one bit carried
- * between calls for the obs-fold check in http_parse_head(). */
+/* in_value: where the header callbacks are (low bits), plus whether the last
+ * byte consumed was CR or LF, carried between calls for the line-ending
+ * checks of head_bytes_bad() and chunk_end_ok(). */
 enum {
 	IN_NONE = 0, /* between fields: the next name piece starts a field */
 	IN_NAME = 1,
