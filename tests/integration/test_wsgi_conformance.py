@@ -257,20 +257,6 @@ def test_stack_dump_on_sigusr2(drover, kind):
     t = threading.Thread(target=lambda: done.append(get(d.url + "/slow?ms=3000", timeout=10)))
     t.start()
 
-    def sleeping():
-        try:
-            with open(f"/proc/{worker}/task/{worker}/wchan") as f:
-                pass
-        except OSError:
-            return False
-        for task in os.listdir(f"/proc/{worker}/task"):
-            try:
-                with open(f"/proc/{worker}/task/{task}/syscall") as f:
-                    if f.read().split()[0] in ("7", "23", "35", "230", "270"):  # poll/select/sleep
-                        pass
-            except (OSError, IndexError):
-                continue
-        return True
     # The request is in the app once slow_handler shows in a dump: retry until.
     mark = d.log_mark()
     deadline = time.monotonic() + 5

@@ -1,0 +1,346 @@
+/* The sampler's readers and state (see sample.h).  Readers are thin: open,
+ * read, hand the text to a parser of sample_parse.c.  A worker that exits
+ * between two reads is normal (ENOENT/ESRCH), never an error worth a log. */
+#include "supervisor/sample.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "supervisor/arbiter.h"
+#include "supervisor/log.h"
+
+#define READ_BUF 16384
+static const char *const psi_names[3] = {"cpu", "io", "memory"};
+
+static int read_parse(const char *path, char *buf, size_t cap,
+		      int (*parse)(const char *, size_t, void *), void *out)
+{
+	size_t len;
+	int r = sample_read_file(path, buf, cap, &len);
+	if (r < 0 && r != -EFBIG)
+		return r;
+	return parse(buf, len, out) < 0 ? -EINVAL : 0;
+}
+
+/* The parsers take typed pointers; these adapters let read_parse take them all. */
+#define PARSER(name, type)                                                  \
+	static int name##_v(const char *t, size_t l, void *o)               \
+	{                                                                   \
+		return name(t, l, (type *)o);                               \
+	}
+PARSER(parse_proc_stat, struct proc_stat)
+PARSER(parse_proc_status, struct proc_status)
+PARSER(parse_schedstat, struct schedstat)
+PARSER(parse_smaps_rollup, struct smaps_rollup)
+PARSER(parse_loadavg, struct loadavg)
+PARSER(parse_cg2_cpu_max, struct cg_cpu_max)
+PARSER(parse_cg1_cfs_quota, struct cg_cpu_max)
+PARSER(parse_cg1_cfs_period, struct cg_cpu_max)
+PARSER(parse_cg2_cpu_stat, struct cg_cpu_stat)
+PARSER(parse_cg1_cpu_stat, struct cg_cpu_stat)
+
+static struct task_sample *task_slot(struct task_buf *tb)
+{
+	if (tb->n == tb->cap) {
+		size_t cap = tb->cap ? tb->cap * 2 : 8;
+		struct task_sample *t = realloc(tb->t, cap * sizeof(*t));
+		if (!t)
+			return NULL;
+		tb->t = t;
+		tb->cap = cap;
+	}
+	return &tb->t[tb->n++];
+}
+
+/* Every thread's status and schedstat.  A thread gone between readdir and
+ * open is skipped: its switches simply stop counting. */
+static int read_tasks(pid_t pid, struct task_buf *tb, char *buf, size_t cap)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	while ((de = readdir(d)) && tb->n < SAMPLE_MAX_TASKS) {
+		int tid = atoi(de->d_name);
+		if (tid <= 0)
+			continue;
+		struct task_sample ts = {.tid = tid};
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, tid);
+		if (read_parse(path, buf, cap, parse_proc_status_v, &ts.status) < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, tid);
+		(void)read_parse(path, buf, cap, parse_schedstat_v, &ts.sched);
+		struct task_sample *slot = task_slot(tb);
+		if (!slot)
+			break;
+		*slot = ts;
+	}
+	closedir(d);
+	return 0;
+}
+
+static void read_wchan(pid_t pid, struct proc_view *v, char *buf, size_t cap)
+{
+	char path[64];
+	size_t len;
+	v->wchan[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+	if (sample_read_file(path, buf, cap, &len) == 0)
+		snprintf(v->wchan, sizeof(v->wchan), "%.*s", (int)strcspn(buf, "\n"), buf);
+}
+
+/* status, then the per-thread view: for a single-threaded process the
+ * process files are the thread's, which saves two opens per worker. */
+static int read_status_tasks(pid_t pid, struct proc_view *v, struct task_buf *tb, char *buf,
+			     size_t cap)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	int r = read_parse(path, buf, cap, parse_proc_status_v, &v->proc.status);
+	if (r < 0)
+		return r;
+	tb->n = 0;
+	if (v->proc.stat.num_threads <= 1) {
+		snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+		(void)read_parse(path, buf, cap, parse_schedstat_v, &v->proc.sched);
+		struct task_sample *t = task_slot(tb);
+		if (t)
+			*t = (struct task_sample){.tid = pid, .status = v->proc.status,
+						  .sched = v->proc.sched};
+		return 0;
+	}
+	r = read_tasks(pid, tb, buf, cap);
+	v->proc.sched = (struct schedstat){0};
+	for (size_t i = 0; i < tb->n; i++) {
+		v->proc.sched.cpu_ns += tb->t[i].sched.cpu_ns;
+		v->proc.sched.wait_ns += tb->t[i].sched.wait_ns;
+		v->proc.sched.timeslices += tb->t[i].sched.timeslices;
+	}
+	return r == -ENOENT || r == -ESRCH ? r : 0;
+}
+
+static void reset_view(struct proc_view *v, pid_t pid)
+{
+	struct task_buf t0 = v->tasks[0], t1 = v->tasks[1];
+	t0.n = t1.n = 0;
+	*v = (struct proc_view){.pid = pid, .tasks = {t0, t1}};
+}
+
+int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size_t cap)
+{
+	char path[64];
+	struct proc_stat st;
+	uint64_t t0 = sb_now_ns();
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int r = read_parse(path, buf, cap, parse_proc_stat_v, &st);
+	if (r < 0)
+		return r;
+	if (v->pid != pid || (v->valid && v->starttime != st.starttime))
+		reset_view(v, pid);
+	v->prev = v->proc;
+	v->prev_t_ns = v->t_ns;
+	v->proc.stat = st;
+	unsigned next = v->valid ? v->cur ^ 1u : v->cur;
+	if ((r = read_status_tasks(pid, v, &v->tasks[next], buf, cap)) < 0)
+		return r;
+	v->t_ns = sb_now_ns();
+	v->has_delta = v->valid;
+	if (v->valid) {
+		struct task_buf *a = &v->tasks[v->cur], *b = &v->tasks[next];
+		sample_threads_aggregate(a->t, a->n, b->t, b->n, &v->agg);
+		v->vcsw_total += v->agg.vcsw;
+		v->ivcsw_total += v->agg.ivcsw;
+		v->wait_ns_total += v->agg.wait_ns;
+	}
+	v->cur = next;
+	v->valid = true;
+	v->starttime = st.starttime;
+	if (st.state == 'D')
+		read_wchan(pid, v, buf, cap);
+	else
+		v->wchan[0] = '\0';
+	if (smaps) {
+		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+		v->has_smaps = read_parse(path, buf, cap, parse_smaps_rollup_v, &v->smaps) == 0;
+	}
+	v->cost_ns = sb_now_ns() - t0;
+	return 0;
+}
+
+/* Where this process's cpu controller files are; 0 if nowhere. */
+static void find_cgroup(struct host_view *h, char *buf, size_t cap)
+{
+	struct cg_self self;
+	size_t len;
+	h->cg_version = 0;
+	if (sample_read_file("/proc/self/cgroup", buf, cap, &len) < 0 ||
+	    parse_self_cgroup(buf, len, &self) < 0)
+		return;
+	int v = cg_self_cpu_dir(&self, "/sys/fs/cgroup", h->cg_dir, sizeof(h->cg_dir));
+	if (v > 0)
+		h->cg_version = v;
+}
+
+static void read_cgroup(struct host_view *h, char *buf, size_t cap)
+{
+	char path[sizeof(h->cg_dir) + 32];
+	struct cg_cpu_max m = {.quota_us = CG_QUOTA_NONE, .period_us = 100000};
+	struct cg_cpu_stat st = {0};
+	if (h->cg_version == 2) {
+		snprintf(path, sizeof(path), "%s/cpu.max", h->cg_dir);
+		h->has_cg_max = read_parse(path, buf, cap, parse_cg2_cpu_max_v, &m) == 0;
+		snprintf(path, sizeof(path), "%s/cpu.stat", h->cg_dir);
+		h->has_cg_stat = read_parse(path, buf, cap, parse_cg2_cpu_stat_v, &st) == 0;
+	} else if (h->cg_version == 1) {
+		snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", h->cg_dir);
+		h->has_cg_max = read_parse(path, buf, cap, parse_cg1_cfs_quota_v, &m) == 0;
+		snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", h->cg_dir);
+		(void)read_parse(path, buf, cap, parse_cg1_cfs_period_v, &m);
+		snprintf(path, sizeof(path), "%s/cpu.stat", h->cg_dir);
+		h->has_cg_stat = read_parse(path, buf, cap, parse_cg1_cpu_stat_v, &st) == 0;
+	}
+	h->cg_max = m;
+	h->effective_cpus = cg_effective_cpus(h->has_cg_max ? &m : NULL, h->online_cpus);
+	h->cg_stat_prev = h->cg_stat;
+	h->cg_stat = st;
+}
+
+int sample_read_host(struct host_view *h, char *buf, size_t cap)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	h->online_cpus = n > 0 ? (unsigned)n : 1;
+	h->has_load = read_parse("/proc/loadavg", buf, cap, parse_loadavg_v, &h->load) == 0;
+	for (int i = 0; i < 3; i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/pressure/%s", psi_names[i]);
+		h->psi_prev[i] = h->psi[i];
+		if (sample_psi_load(path, buf, cap, &h->psi[i]) < 0)
+			h->psi[i].present = false;
+	}
+	read_cgroup(h, buf, cap);
+	return 0;
+}
+
+static void host_rates(struct host_view *h, double el)
+{
+	for (int i = 0; i < 3; i++) {
+		bool both = h->psi[i].present && h->psi_prev[i].present;
+		h->psi_some_pct[i] = both ? stats_psi_share(h->psi_prev[i].some.total_us,
+							    h->psi[i].some.total_us, el) : 0;
+		h->psi_full_pct[i] = both && h->psi[i].has_full
+			? stats_psi_share(h->psi_prev[i].full.total_us, h->psi[i].full.total_us, el)
+			: 0;
+	}
+	if (h->has_cg_stat)
+		sample_cg_rates(&h->cg_stat_prev, &h->cg_stat, el, &h->cg_rates);
+}
+
+static void read_listeners(struct sampler *s, const struct listeners *ls)
+{
+	s->nl = ls->n < SAMPLE_MAX_LISTENERS ? ls->n : SAMPLE_MAX_LISTENERS;
+	for (size_t i = 0; i < s->nl; i++) {
+		struct listener_view *l = &s->l[i];
+		snprintf(l->name, sizeof(l->name), "%s", ls->l[i].name);
+		l->tcp = ls->l[i].family != AF_UNIX;
+		l->ok = l->tcp && listen_queue(ls->l[i].fd, &l->queued, &l->limit) == 0;
+	}
+}
+
+/* ---- workers ---- */
+
+static void copy_slot(struct worker_view *v, struct sb_slot *sl)
+{
+	v->sb_state = atomic_load(&sl->state);
+	v->inflight = atomic_load(&sl->inflight);
+	v->connections = atomic_load(&sl->connections);
+	v->booted_ns = sb_load(&sl->booted_ns);
+	v->requests = sb_load(&sl->requests);
+	v->accepted = sb_load(&sl->accepted);
+	v->bytes_out = sb_load(&sl->bytes_out);
+	v->busy_ns = sb_load(&sl->busy_ns);
+	v->trims = sb_load(&sl->trims);
+	for (int i = 0; i < 6; i++)
+		v->status_class[i] = sb_load(&sl->status_class[i]);
+	for (int i = 0; i < SB_HIST_BUCKETS; i++)
+		v->hist.b[i] = sb_load(&sl->hist[i]);
+	v->hist.sum_ns = sb_load(&sl->hist_sum_ns);
+	v->heap_arena = sb_load(&sl->heap_arena);
+	v->heap_mmap = sb_load(&sl->heap_hblkhd);
+	v->heap_in_use = sb_load(&sl->heap_uordblks);
+	v->heap_free = sb_load(&sl->heap_fordblks);
+}
+
+/* Histogram delta over the window, then push the current snapshot. */
+static void window_push(struct worker_view *v)
+{
+	const struct stats_hist *oldest = v->ring_n < STATS_WINDOW ? &v->ring[0]
+								   : &v->ring[v->ring_pos];
+	if (v->ring_n)
+		stats_hist_delta(oldest, &v->hist, &v->window);
+	else
+		v->window = (struct stats_hist){0};
+	v->ring[v->ring_pos] = v->hist;
+	v->ring_pos = (v->ring_pos + 1) % STATS_WINDOW;
+	if (v->ring_n < STATS_WINDOW)
+		v->ring_n++;
+}
+
+static void worker_figures(struct sampler *s, struct worker_view *v, uint64_t requests_before,
+			   uint64_t busy_before)
+{
+	struct proc_view *p = &v->p;
+	v->has_figures = p->has_delta;
+	if (!p->has_delta)
+		return;
+	struct stats_input in = {
+		.elapsed_s = (double)(p->t_ns - p->prev_t_ns) / 1e9,
+		.clk_tck = s->clk_tck,
+		.requests = sample_delta(requests_before, v->requests),
+		.busy_ns = sample_delta(busy_before, v->busy_ns),
+		.utime = sample_delta(p->prev.stat.utime, p->proc.stat.utime),
+		.stime = sample_delta(p->prev.stat.stime, p->proc.stat.stime),
+		.threads = p->agg,
+		.window = v->window,
+	};
+	stats_worker_figures(&in, &v->fig);
+}
+
+static void retire(struct sampler *s, struct worker_view *v)
+{
+	/* Requests served since our last read are lost with the slot. */
+	s->retired_requests += v->requests;
+	stats_hist_add(&s->retired_hist, &v->hist);
+	struct task_buf t0 = v->p.tasks[0], t1 = v->p.tasks[1];
+	memset(v, 0, sizeof(*v));
+	v->p.tasks[0] = t0;
+	v->p.tasks[1] = t1;
+}
+
+static void sample_worker(struct sampler *s, const struct worker_rec *w, struct worker_view *v,
+			  bool smaps, char *buf)
+{
+	if (v->p.pid != w->pid) {
+		if (v->p.pid)
+			retire(s, v);
+		v->no = w->no;
+		v->generation = w->generation;
+		v->spawned_ns = w->spawned_ns;
+	}
+	v->stopping = w->stop_ns != 0;
+	uint64_t req0 = v->requests, busy0 = v->busy_ns;
+	copy_slot(v, w->slot);
+	window_push(v);
+	if (sample_read_proc(w->pid, &v->p, smaps, buf, READ_BUF) < 0) {
+		v->p.pid = w->pid; /* gone or unreadable: keep the scoreboard figures */
+		v->has_figures = false;
+		return;
+	}
+	worker_figures(s, v, req0, busy0);
+}

@@ -1,0 +1,133 @@
+/* The master's sampler: every sample_interval it reads the scoreboard and
+ * /proc for each worker (stat, status, schedstat, per-thread task files,
+ * wchan in D state, smaps_rollup on the slower smaps_interval), the host and
+ * cgroup (loadavg, PSI, CPU quota and throttling) and each listener's accept
+ * queue.  It measures only: nothing here decides or acts. */
+#ifndef DROVER_SAMPLE_H
+#define DROVER_SAMPLE_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "supervisor/sample_parse.h"
+#include "supervisor/stats.h"
+#include "workers/scoreboard.h"
+
+struct arbiter;
+
+#define SAMPLE_MAX_LISTENERS 32
+#define SAMPLE_MAX_TASKS 4096 /* threads read per worker; more are not summed */
+
+struct task_buf {
+	struct task_sample *t;
+	size_t n, cap;
+};
+
+/* Everything known of one process (a worker, or the master itself). */
+struct proc_view {
+	pid_t pid;
+	uint64_t starttime; /* tells a reused pid apart */
+	bool valid; /* one read done */
+	uint64_t t_ns; /* time of the last read */
+	struct proc_sample proc, prev;
+	uint64_t prev_t_ns;
+	bool has_delta; /* prev and agg describe the last interval */
+	struct thread_agg agg; /* per-thread deltas over the last interval */
+	struct task_buf tasks[2]; /* previous and current per-thread reads */
+	unsigned cur; /* index of the current one in tasks[] */
+	uint64_t vcsw_total, ivcsw_total, wait_ns_total; /* summed deltas, monotonic */
+	struct smaps_rollup smaps;
+	bool has_smaps;
+	char wchan[64]; /* set only while in D state */
+	uint64_t cost_ns; /* wall time the last read of this process took */
+};
+
+struct worker_view {
+	struct proc_view p;
+	unsigned no;
+	uint32_t generation;
+	uint64_t spawned_ns, booted_ns;
+	bool stopping;
+	uint32_t sb_state, inflight, connections;
+	/* scoreboard counters at the last read */
+	uint64_t requests, accepted, bytes_out, busy_ns, trims;
+	uint64_t status_class[6];
+	uint64_t heap_arena, heap_mmap, heap_in_use, heap_free;
+	struct stats_hist hist;
+	/* histogram snapshots of the last STATS_WINDOW reads, for percentiles */
+	struct stats_hist ring[STATS_WINDOW];
+	unsigned ring_pos, ring_n;
+	bool has_figures;
+	struct worker_figures fig;
+	struct stats_hist window; /* histogram delta over the window */
+};
+
+struct host_view {
+	unsigned online_cpus;
+	bool has_load;
+	struct loadavg load;
+	struct psi psi[3], psi_prev[3]; /* cpu, io, memory */
+	double psi_some_pct[3], psi_full_pct[3]; /* stalled share of the last interval */
+	int cg_version; /* 1, 2, or 0: none found */
+	char cg_dir[CG_PATH_MAX + 32];
+	bool has_cg_max, has_cg_stat;
+	struct cg_cpu_max cg_max;
+	struct cg_cpu_stat cg_stat, cg_stat_prev;
+	struct cg_rates cg_rates;
+	double effective_cpus;
+};
+
+struct listener_view {
+	char name[128];
+	bool tcp, ok;
+	unsigned queued, limit;
+};
+
+/* The master's own facts, copied from the arbiter so that rendering needs
+ * nothing but the sampler. */
+struct master_view {
+	pid_t pid;
+	const char *state;
+	uint32_t generation;
+	unsigned target, live, booted;
+	uint64_t started_ns, now_ns;
+	double interval_s, smaps_interval_s;
+};
+
+struct sampler {
+	ev_timer timer;
+	double interval_s, smaps_interval_s;
+	uint64_t next_smaps_ns;
+	long clk_tck, page_size;
+	uint64_t passes;
+	uint64_t last_pass_ns, last_pass_cpu_ns; /* wall and CPU time of the last pass */
+	uint64_t cpu_ns_total; /* CPU spent sampling since start */
+	double cost_us_per_worker; /* CPU per worker per pass, last pass */
+	uint64_t retired_requests; /* requests of workers gone since start */
+	struct stats_hist retired_hist;
+	struct master_view master;
+	struct proc_view self;
+	struct proc_rates self_rates;
+	struct pool_figures pool;
+	struct host_view host;
+	struct listener_view l[SAMPLE_MAX_LISTENERS];
+	size_t nl;
+	struct worker_view w[SB_MAX_SLOTS]; /* parallel to arbiter.w[] */
+};
+
+/* Allocate the sampler (ar->sampler) and find the cgroup.  -1 (logged) on
+ * failure: the master runs on without measurements. */
+int sampler_start(struct arbiter *ar);
+void sampler_stop(struct arbiter *ar);
+/* One pass now (the sampler's own timer calls this every sample_interval). */
+void sampler_pass(struct arbiter *ar);
+/* Refresh the master's facts (state, counts) without sampling: cheap, for
+ * renderers that run between passes. */
+void sampler_note_master(struct arbiter *ar, uint64_t now);
+
+/* Thin readers (exposed for tests): 0 or -errno. */
+int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size_t cap);
+int sample_read_host(struct host_view *h, char *buf, size_t cap);
+#endif
