@@ -12,7 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "supervisor/control.h"
 #include "supervisor/log.h"
+#include "supervisor/metrics.h"
+#include "supervisor/notify.h"
+#include "supervisor/sample.h"
 
 #define TICK_S 0.2
 #define KILL_GRACE_NS 1000000000ull /* SIGABRT, then SIGKILL this much later */
@@ -44,6 +48,7 @@ static void begin_stop(struct arbiter *ar, bool graceful, int status)
 	if (ar->state == MASTER_FAST_STOP || (ar->state == MASTER_GRACEFUL_STOP && graceful))
 		return;
 	ar->state = graceful ? MASTER_GRACEFUL_STOP : MASTER_FAST_STOP;
+	notify_stopping(ar);
 	if (status > ar->exit_status)
 		ar->exit_status = status;
 	uint64_t now = sb_now_ns();
@@ -88,6 +93,8 @@ static void reload(struct arbiter *ar)
 	ar->generation++;
 	ar->target = (unsigned)nc.workers;
 	ar->boot_failures = 0;
+	ar->gen_booted = false;
+	ar->spawn_blocked = false;
 	log_info("reloading: generation %u, %u workers", ar->generation, ar->target);
 }
 
@@ -109,7 +116,11 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 			ar->target--;
 		log_info("TTOU: %u workers wanted", ar->target);
 		break;
-	case SIGHUP: log_info("HUP: reloading the configuration"); reload(ar); break;
+	case SIGHUP:
+		log_info("HUP: reloading the configuration");
+		notify_reloading(ar);
+		reload(ar);
+		break;
 	case SIGTERM: begin_stop(ar, true, MASTER_EXIT_OK); break;
 	case SIGINT:
 	case SIGQUIT: begin_stop(ar, false, MASTER_EXIT_OK); break;
@@ -146,18 +157,31 @@ static void log_exit(const struct worker_rec *w, int status)
 }
 
 /* A worker that died before it was ready: back off, and past the limit give
- * up, since a broken app would otherwise be forked in a tight loop. */
+ * up, since a broken app would otherwise be forked in a tight loop.  An app
+ * that cannot be loaded will not load on a retry either: give up at once,
+ * unless workers of the previous configuration still serve (a reload), which
+ * then keep serving until the next HUP. */
 static void boot_failed(struct arbiter *ar, int status)
 {
 	ar->boot_failures++;
 	bool app_load = WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_APP_LOAD;
-	if (ar->boot_failures >= (unsigned)ar->conf.max_boot_failures) {
-		log_crit("%u workers in a row failed to %s; giving up", ar->boot_failures,
-			 app_load ? "load the app" : "boot");
+	unsigned old = pool_count(ar, false) - pool_count(ar, true);
+	if (app_load && old > 0) {
+		log_error("new workers cannot load the app; %u workers of the previous "
+			  "configuration keep serving (fix it and send HUP)", old);
+		ar->spawn_blocked = true;
+		return;
+	}
+	if (app_load || ar->boot_failures >= (unsigned)ar->conf.max_boot_failures) {
+		if (app_load)
+			log_crit("the app %s cannot be loaded (the error is above); exiting", ar->conf.app);
+		else
+			log_crit("%u workers in a row failed to boot; giving up", ar->boot_failures);
 		begin_stop(ar, false, app_load ? MASTER_EXIT_APP_LOAD : MASTER_EXIT_BOOT);
 		return;
 	}
-	double backoff = 0.1 * (double)(1u << (ar->boot_failures - 1 < 7 ? ar->boot_failures - 1 : 7));
+	unsigned shift = ar->boot_failures - 1 < 7 ? ar->boot_failures - 1 : 7;
+	double backoff = 0.1 * (double)(1u << shift);
 	ar->next_spawn_ns = sb_now_ns() + (uint64_t)(backoff * 1e9);
 	log_warn("worker failed to boot (%u in a row); next try in %.1f s", ar->boot_failures,
 		 backoff);
@@ -221,6 +245,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	check_timeouts(ar, sb_now_ns());
 	pool_manage(ar);
+	notify_tick(ar, sb_now_ns());
 }
 
 static struct worker_rec *pick_to_stop(struct arbiter *ar, bool old_generation)
@@ -243,9 +268,9 @@ static struct worker_rec *pick_to_stop(struct arbiter *ar, bool old_generation)
 	return best;
 }
 
-static void note_booted(struct arbiter *ar, unsigned *ready_new)
+static void note_booted(struct arbiter *ar, unsigned *ready_new, unsigned *booting)
 {
-	*ready_new = 0;
+	*ready_new = *booting = 0;
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
 		struct worker_rec *w = &ar->w[i];
 		if (!w->pid || w->stop_ns)
@@ -253,9 +278,11 @@ static void note_booted(struct arbiter *ar, unsigned *ready_new)
 		if (!w->booted && sb_load(&w->slot->booted_ns)) {
 			w->booted = true;
 			ar->boot_failures = 0;
+			if (w->generation == ar->generation)
+				ar->gen_booted = true;
 		}
-		if (w->booted && w->generation == ar->generation)
-			(*ready_new)++;
+		if (w->generation == ar->generation)
+			(*(w->booted ? ready_new : booting))++;
 	}
 }
 
@@ -266,12 +293,18 @@ static void pool_manage(struct arbiter *ar)
 			ev_break(ar->loop, EVBREAK_ALL);
 		return;
 	}
-	unsigned ready_new;
-	note_booted(ar, &ready_new);
+	unsigned ready_new, booting;
+	note_booted(ar, &ready_new, &booting);
 	unsigned cur = pool_count(ar, true);
 	uint64_t now = sb_now_ns();
-	/* While workers fail to boot, one at a time and after the backoff. */
-	unsigned want = ar->boot_failures ? (cur < ar->target ? cur + 1 : cur) : ar->target;
+	/* A new configuration starts with one worker, and the others follow
+	 * once it is ready: a broken app then fails once, not N times at once.
+	 * While workers fail to boot, one at a time and after the backoff. */
+	unsigned want = ar->target;
+	if ((!ar->gen_booted || ar->boot_failures) && want > cur)
+		want = booting ? cur : cur + 1;
+	if (ar->spawn_blocked)
+		want = 0;
 	while (cur < want && now >= ar->next_spawn_ns && spawn_worker(ar) == 0)
 		cur++;
 	/* Reload: each new worker accepting lets one old worker go. */
@@ -304,7 +337,59 @@ int arbiter_run(struct arbiter *ar)
 	ev_child_start(ar->loop, &ar->child);
 	ev_timer_init(&ar->tick, on_tick, TICK_S, TICK_S);
 	ev_timer_start(ar->loop, &ar->tick);
+	sampler_start(ar);
+	notify_start(ar);
+	control_start(ar);
+	metrics_http_start(ar);
 	pool_manage(ar);
 	ev_run(ar->loop, 0);
+	metrics_http_stop(ar);
+	control_stop(ar);
+	notify_stop(ar);
+	sampler_stop(ar);
 	return ar->exit_status;
+}
+
+/* ---- actions for the control socket (same paths as the signals) ---- */
+
+void arbiter_set_target(struct arbiter *ar, unsigned n)
+{
+	if (ar->state != MASTER_RUNNING)
+		return;
+	ar->target = n < SB_MAX_SLOTS / 2 ? n : SB_MAX_SLOTS / 2;
+	log_info("control: %u workers wanted", ar->target);
+	pool_manage(ar);
+}
+
+void arbiter_reload(struct arbiter *ar)
+{
+	if (ar->state != MASTER_RUNNING)
+		return;
+	log_info("control: reloading the configuration");
+	notify_reloading(ar);
+	reload(ar);
+	pool_manage(ar);
+}
+
+void arbiter_stop(struct arbiter *ar, bool graceful)
+{
+	begin_stop(ar, graceful, MASTER_EXIT_OK);
+	pool_manage(ar);
+}
+
+int arbiter_recycle(struct arbiter *ar, pid_t pid)
+{
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		struct worker_rec *w = &ar->w[i];
+		if (w->pid != pid || w->stop_ns || ar->state != MASTER_RUNNING)
+			continue;
+		/* It drains (finishes in-flight requests, stops accepting) while
+		 * pool_manage forks its replacement at once; queued connections
+		 * wait in the shared listen socket meanwhile. */
+		log_info("control: recycling worker %u (pid %d)", w->no, (int)pid);
+		spawn_stop(ar, w, true);
+		pool_manage(ar);
+		return 0;
+	}
+	return -ESRCH;
 }

@@ -40,6 +40,12 @@ struct worker_rec {
 	bool booted; /* it reported ready once */
 };
 
+struct sampler; /* sample.h */
+struct control; /* control.h */
+struct metrics_http; /* metrics.h */
+struct notify; /* notify.h */
+#define ARBITER_MAX_CLOSE_FDS 64
+
 struct arbiter {
 	struct ev_loop *loop;
 	enum master_state state;
@@ -55,6 +61,8 @@ struct arbiter {
 	int access_fd;
 	/* boot failures in a row, and when the next spawn may happen */
 	unsigned boot_failures;
+	bool gen_booted; /* a worker of the current generation became ready */
+	bool spawn_blocked; /* the new configuration's app cannot load */
 	uint64_t next_spawn_ns;
 	uint64_t stop_deadline_ns;
 	ev_signal sig[10];
@@ -62,10 +70,24 @@ struct arbiter {
 	ev_timer tick;
 	ev_prepare manage;
 	bool manage_pending;
+	/* observation: sampler, control socket, metrics listener, sd_notify */
+	struct sampler *sampler;
+	struct control *control;
+	struct metrics_http *mhttp;
+	struct notify *notify;
+	int close_fds[ARBITER_MAX_CLOSE_FDS]; /* master-only fds a worker closes first */
+	size_t nclose_fds;
 };
 
 /* Run the master until it stops; returns the exit status. */
 int arbiter_run(struct arbiter *ar);
+
+/* Actions for the control socket, through the same paths as the signals. */
+void arbiter_set_target(struct arbiter *ar, unsigned n);
+void arbiter_reload(struct arbiter *ar);
+void arbiter_stop(struct arbiter *ar, bool graceful);
+/* Graceful replacement of one worker: -ESRCH if pid is not a live worker. */
+int arbiter_recycle(struct arbiter *ar, pid_t pid);
 
 /* spawn.c: fork one worker into a free slot.  0, or -1 (logged). */
 int spawn_worker(struct arbiter *ar);

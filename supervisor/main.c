@@ -12,6 +12,7 @@
 #include "drover_config.h"
 #include "supervisor/arbiter.h"
 #include "supervisor/cli.h"
+#include "supervisor/control.h"
 #include "supervisor/log.h"
 #include "supervisor/proctitle.h"
 #include "workers/app/app_loader.h"
@@ -87,6 +88,8 @@ static void announce(const struct arbiter *a)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+		return ctl_main(argc - 1, argv + 1); /* the control client, no master */
 	proctitle_init(argc, argv);
 	struct cli cli;
 	char err[4096];

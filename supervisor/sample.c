@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,7 +167,7 @@ int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size
 		read_wchan(pid, v, buf, cap);
 	else
 		v->wchan[0] = '\0';
-	if (smaps) {
+	if (smaps || !v->has_smaps) { /* a new process gets its first read at once */
 		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
 		v->has_smaps = read_parse(path, buf, cap, parse_smaps_rollup_v, &v->smaps) == 0;
 	}
@@ -343,4 +344,142 @@ static void sample_worker(struct sampler *s, const struct worker_rec *w, struct 
 		return;
 	}
 	worker_figures(s, v, req0, busy0);
+}
+
+static const char *master_state_name(enum master_state st)
+{
+	switch (st) {
+	case MASTER_RUNNING: return "running";
+	case MASTER_GRACEFUL_STOP: return "stopping";
+	case MASTER_FAST_STOP: return "stopping (fast)";
+	}
+	return "?";
+}
+
+void sampler_note_master(struct arbiter *ar, uint64_t now)
+{
+	struct master_view *m = &ar->sampler->master;
+	m->pid = getpid();
+	m->state = master_state_name(ar->state);
+	m->generation = ar->generation;
+	m->target = ar->target;
+	m->live = pool_count(ar, false);
+	m->booted = 0;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
+		m->booted += ar->w[i].pid && ar->w[i].booted && !ar->w[i].stop_ns;
+	m->now_ns = now;
+	m->interval_s = ar->conf.sample_interval;
+	m->smaps_interval_s = ar->conf.smaps_interval;
+}
+
+static void sample_self(struct sampler *s, bool smaps, char *buf)
+{
+	if (sample_read_proc(getpid(), &s->self, smaps, buf, READ_BUF) < 0 || !s->self.has_delta)
+		return;
+	double el = (double)(s->self.t_ns - s->self.prev_t_ns) / 1e9;
+	sample_proc_rates(&s->self.prev, &s->self.proc, el, s->clk_tck, &s->self_rates);
+}
+
+static void sample_workers(struct arbiter *ar, bool smaps, char *buf)
+{
+	struct sampler *s = ar->sampler;
+	struct stats_hist acc;
+	stats_pool_begin(&s->pool, &acc);
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		struct worker_view *v = &s->w[i];
+		if (!ar->w[i].pid) {
+			if (v->p.pid)
+				retire(s, v);
+			continue;
+		}
+		sample_worker(s, &ar->w[i], v, smaps, buf);
+		if (v->has_figures)
+			stats_pool_add(&s->pool, &acc, &v->fig, &v->window);
+	}
+	stats_pool_end(&s->pool, &acc);
+}
+
+static uint64_t cpu_now_ns(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void sampler_pass(struct arbiter *ar)
+{
+	static char buf[READ_BUF]; /* the master is single-threaded */
+	struct sampler *s = ar->sampler;
+	uint64_t now = sb_now_ns(), cpu0 = cpu_now_ns();
+	bool smaps = now >= s->next_smaps_ns;
+	if (smaps)
+		s->next_smaps_ns = now + (uint64_t)(ar->conf.smaps_interval * 1e9);
+	sampler_note_master(ar, now);
+	double el = s->host.has_load ? (double)(now - s->last_host_ns) / 1e9 : 0;
+	s->last_host_ns = now;
+	sample_read_host(&s->host, buf, sizeof(buf));
+	host_rates(&s->host, el);
+	read_listeners(s, &ar->ls);
+	sample_workers(ar, smaps, buf);
+	sample_self(s, smaps, buf);
+	s->passes++;
+	s->last_pass_ns = sb_now_ns() - now;
+	s->last_pass_cpu_ns = cpu_now_ns() - cpu0;
+	s->cpu_ns_total += s->last_pass_cpu_ns;
+	/* Per worker: its own /proc reads (the host and self reads are shared). */
+	uint64_t sum = 0;
+	unsigned n = 0;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
+		if (s->w[i].p.pid && s->w[i].p.valid) {
+			sum += s->w[i].p.cost_ns;
+			n++;
+		}
+	s->cost_us_per_worker = n ? (double)sum / 1e3 / n : 0;
+}
+
+static void on_sample(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct arbiter *ar = ev_userdata(loop);
+	(void)revents;
+	sampler_pass(ar);
+	/* A reload may have changed the interval. */
+	if (t->repeat != ar->conf.sample_interval) {
+		t->repeat = ar->conf.sample_interval;
+		ev_timer_again(loop, t);
+	}
+}
+
+int sampler_start(struct arbiter *ar)
+{
+	struct sampler *s = calloc(1, sizeof(*s));
+	if (!s) {
+		log_error("sampler: %s; running without measurements", strerror(errno));
+		return -1;
+	}
+	ar->sampler = s;
+	s->clk_tck = sysconf(_SC_CLK_TCK);
+	s->page_size = sysconf(_SC_PAGESIZE);
+	char buf[4096];
+	find_cgroup(&s->host, buf, sizeof(buf));
+	s->master.started_ns = sb_now_ns();
+	sampler_pass(ar); /* a baseline, so the first timer pass has rates */
+	ev_timer_init(&s->timer, on_sample, ar->conf.sample_interval, ar->conf.sample_interval);
+	ev_timer_start(ar->loop, &s->timer);
+	return 0;
+}
+
+void sampler_stop(struct arbiter *ar)
+{
+	struct sampler *s = ar->sampler;
+	if (!s)
+		return;
+	ev_timer_stop(ar->loop, &s->timer);
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
+		for (int k = 0; k < 2; k++)
+			free(s->w[i].p.tasks[k].t);
+	for (int k = 0; k < 2; k++)
+		free(s->self.tasks[k].t);
+	free(s);
+	ar->sampler = NULL;
 }

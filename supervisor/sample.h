@@ -101,7 +101,7 @@ struct sampler {
 	double interval_s, smaps_interval_s;
 	uint64_t next_smaps_ns;
 	long clk_tck, page_size;
-	uint64_t passes;
+	uint64_t passes, last_host_ns;
 	uint64_t last_pass_ns, last_pass_cpu_ns; /* wall and CPU time of the last pass */
 	uint64_t cpu_ns_total; /* CPU spent sampling since start */
 	double cost_us_per_worker; /* CPU per worker per pass, last pass */

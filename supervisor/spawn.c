@@ -46,6 +46,8 @@ static void child_main(struct arbiter *ar, struct sb_slot *slot, unsigned no)
 		.log_fd = 2,
 		.access_fd = ar->access_fd,
 		.set_title = proctitle_set,
+		.close_fds = ar->close_fds,
+		.nclose_fds = ar->nclose_fds,
 	};
 	_exit(worker_run(&args));
 }

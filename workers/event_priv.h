@@ -35,6 +35,7 @@ struct ev_worker {
 	bool listening; /* listen sockets are in epfd */
 	bool draining;
 	uint64_t drain_deadline_ns;
+	uint64_t now_ns; /* taken after each wait: the loop's clock */
 	uint64_t next_tick_ns, paused_until_ns;
 	unsigned nconns, cap;
 	unsigned inflight;
@@ -56,6 +57,8 @@ struct econn {
 	bool closing; /* answer what is queued, then close */
 	bool peer_eof;
 	bool counted; /* a request of this connection is in w->inflight */
+	bool sent_continue; /* 100 Continue queued for the current request */
+	bool lingering; /* our FIN is out: only read and discard */
 };
 
 #define EV_LINGER_S 2.0

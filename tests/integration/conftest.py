@@ -376,9 +376,10 @@ class Drover:
                 raise AssertionError(f"master exited ({self.proc.returncode}) while waiting for "
                                      f"{n} workers; log:\n{self.log()[-4000:]}")
             last = self.workers()
-            return last if len(last) == n else None
+            return len(last) == n  # (not the list itself: [] is falsy)
         try:
-            return wait_until(check, timeout, f"{n} workers")
+            wait_until(check, timeout, f"{n} workers")
+            return last
         except AssertionError as e:
             if "master exited" in str(e):
                 raise

@@ -128,6 +128,14 @@ static int flush_out(struct http_conn *c)
 /* Put the response head in c->head.  known: the whole body length, or -1. */
 static int put_head(struct http_conn *c, long long known)
 {
+	/* A drain that began while the app ran: tell the client this is the
+	 * last response, so it does not reuse a connection about to close. */
+	if (draining(c))
+		c->resp.keep_alive = false;
+	/* A drain that began while the app ran still makes this the last
+	 * response of the connection, and says so. */
+	if (draining(c))
+		c->resp.keep_alive = false;
 	if (http_response_head(&c->resp, &c->head, c->hp.http_minor, known) < 0)
 		return -1;
 	c->head_on_wire = true;

@@ -1,0 +1,154 @@
+/* sd_notify through libsystemd (see notify.h).  Every message is a datagram:
+ * sd_notify never blocks the loop for long, and a failure is logged once at
+ * debug level since systemd going away must not disturb the pool. */
+#include "supervisor/notify.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "supervisor/arbiter.h"
+#include "supervisor/log.h"
+#include "supervisor/sample.h"
+
+/* The watchdog is only fed if the tick ran this recently: a loop stuck in a
+ * callback would not run the tick, and systemd should then restart us. */
+#define LOOP_HEALTHY_NS 2000000000ull
+
+static void notify_send(struct notify *n, const char *msg)
+{
+	if (!n->enabled)
+		return;
+	int r = sd_notify(0, msg);
+	if (r < 0)
+		log_debug("sd_notify(%.20s): %s", msg, strerror(-r));
+}
+
+static void on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct arbiter *ar = ev_userdata(loop);
+	(void)t;
+	(void)revents;
+	struct notify *n = ar->notify;
+	if (sb_now_ns() - n->last_tick_ns < LOOP_HEALTHY_NS)
+		notify_send(n, "WATCHDOG=1");
+	else
+		log_warn("master loop unhealthy: no tick for %.1f s; not feeding the watchdog",
+			 (double)(sb_now_ns() - n->last_tick_ns) / 1e9);
+}
+
+int notify_start(struct arbiter *ar)
+{
+	struct notify *n = calloc(1, sizeof(*n));
+	if (!n) {
+		log_error("notify: %s", strerror(errno));
+		return -1;
+	}
+	ar->notify = n;
+	n->enabled = getenv("NOTIFY_SOCKET") != NULL;
+	n->last_tick_ns = sb_now_ns();
+	uint64_t usec = 0;
+	if (n->enabled && sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+		n->watchdog_usec = usec;
+		double every = (double)usec / 2e6;
+		ev_timer_init(&n->watchdog, on_watchdog, every, every);
+		ev_timer_start(ar->loop, &n->watchdog);
+		log_info("systemd watchdog: feeding every %.3f s", every);
+	}
+	return 0;
+}
+
+void notify_stop(struct arbiter *ar)
+{
+	if (!ar->notify)
+		return;
+	if (ar->notify->watchdog_usec)
+		ev_timer_stop(ar->loop, &ar->notify->watchdog);
+	free(ar->notify);
+	ar->notify = NULL;
+}
+
+void notify_status_line(const struct arbiter *ar, char *buf, size_t cap)
+{
+	unsigned live = pool_count(ar, false), booted = 0;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
+		booted += ar->w[i].pid && ar->w[i].booted && !ar->w[i].stop_ns;
+	const struct sampler *s = ar->sampler;
+	double rps = s ? s->pool.rps : 0, p99 = s ? s->pool.p99 : NAN;
+	int n = snprintf(buf, cap, "%u/%u workers ready (%u live), %.1f req/s", booted,
+			 ar->target, live, rps);
+	if (n > 0 && (size_t)n < cap && !isnan(p99))
+		snprintf(buf + n, cap - (size_t)n, ", p99 %.1f ms", p99 * 1e3);
+}
+
+/* After a reload: ready again once the new generation has all its workers
+ * booted, or at once if the reload failed (generation unchanged). */
+static bool reload_done(const struct arbiter *ar, const struct notify *n)
+{
+	if (ar->generation == n->reload_from_gen)
+		return true;
+	unsigned ready = 0;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		const struct worker_rec *w = &ar->w[i];
+		ready += w->pid && !w->stop_ns && w->booted && w->generation == ar->generation;
+	}
+	return ready >= ar->target;
+}
+
+void notify_tick(struct arbiter *ar, uint64_t now)
+{
+	struct notify *n = ar->notify;
+	if (!n)
+		return;
+	n->last_tick_ns = now;
+	if (!n->enabled || n->stopping)
+		return;
+	char status[sizeof(n->last_status)], msg[sizeof(status) + 16];
+	notify_status_line(ar, status, sizeof(status));
+	bool changed = strcmp(status, n->last_status) != 0;
+	snprintf(n->last_status, sizeof(n->last_status), "%s", status);
+	bool ready_now = false;
+	if (!n->ready_sent && pool_count(ar, true) > 0) {
+		for (size_t i = 0; i < SB_MAX_SLOTS && !ready_now; i++)
+			ready_now = ar->w[i].pid && ar->w[i].booted;
+	} else if (n->reloading && reload_done(ar, n)) {
+		ready_now = true;
+	}
+	if (ready_now) {
+		n->ready_sent = true;
+		n->reloading = false;
+		snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", status);
+		notify_send(n, msg);
+	} else if (changed) {
+		snprintf(msg, sizeof(msg), "STATUS=%s", status);
+		notify_send(n, msg);
+	}
+}
+
+void notify_reloading(struct arbiter *ar)
+{
+	struct notify *n = ar->notify;
+	if (!n || !n->enabled)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	char msg[128];
+	snprintf(msg, sizeof(msg), "RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+	n->reloading = true;
+	n->reload_from_gen = ar->generation;
+	notify_send(n, msg);
+}
+
+void notify_stopping(struct arbiter *ar)
+{
+	struct notify *n = ar->notify;
+	if (!n || !n->enabled || n->stopping)
+		return;
+	n->stopping = true;
+	notify_send(n, "STOPPING=1\nSTATUS=stopping");
+}

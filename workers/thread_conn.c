@@ -1,0 +1,368 @@
+/* The life of one connection in the thread model.  The poller accepts it,
+ * reads request heads without blocking and hands complete ones to a request
+ * thread; the thread serves (pipelined requests too) and gives the
+ * connection back idle, so a slow or idle client never holds a thread. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "workers/thread_priv.h"
+#include "workers/wlog.h"
+
+#define READ_CHUNK 16384
+#define LINGER_NS 2000000000ull /* as http_conn_close: time to read leftovers away */
+#define LINGER_READS 64 /* per event: a flooding client cannot hold the poller */
+
+static uint64_t secs_ns(double s)
+{
+	return (uint64_t)(s * 1e9);
+}
+
+/* Blocking I/O as the sync model has it, plus progress stamps: a request
+ * that streams its body is not stuck, whatever it lasts. */
+static ssize_t tio_fill(struct http_conn *c, double timeout)
+{
+	ssize_t n = conn_io_blocking.fill(c, timeout);
+	if (n > 0)
+		atomic_store_explicit(c->heartbeat, sb_now_ns(), memory_order_relaxed);
+	return n;
+}
+
+static int tio_send(struct http_conn *c, const struct iovec *iov, int iovcnt)
+{
+	int rc = conn_io_blocking.send(c, iov, iovcnt);
+	atomic_store_explicit(c->heartbeat, sb_now_ns(), memory_order_relaxed);
+	return rc;
+}
+
+static const struct conn_io thread_io = {tio_fill, tio_send};
+
+static void arm(struct tconn *tc)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = tc};
+	if (epoll_ctl(tc->tp->epfd, EPOLL_CTL_MOD, tc->c.fd, &ev) < 0)
+		wlog_error("epoll_ctl(MOD, %d): %s", tc->c.fd, strerror(errno));
+}
+
+/* Read what the socket holds, without waiting, until a head parses.
+ * >=0: head ready (0) or an HTTP error status; -EAGAIN: need more; -1: the
+ * peer closed or failed. */
+static int try_head(struct tconn *tc)
+{
+	struct http_conn *c = &tc->c;
+	for (;;) {
+		int st = http_conn_parse_head(c);
+		if (st != -EAGAIN)
+			return st;
+		if (http_buf_reserve(&c->in, READ_CHUNK) < 0)
+			return -1;
+		ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+		if (n > 0) {
+			c->in.len += (size_t)n;
+			tc->head_started = true;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return -EAGAIN;
+		return -1;
+	}
+}
+
+/* Queue a connection whose head is parsed; mu held. */
+static void dispatch_locked(struct tpool *tp, struct tconn *tc, int st)
+{
+	tc->st = st;
+	tc->qnext = NULL;
+	atomic_store_explicit(&tc->state, TC_QUEUED, memory_order_release);
+	if (tp->ready_tail)
+		tp->ready_tail->qnext = tc;
+	else
+		tp->ready = tc;
+	tp->ready_tail = tc;
+	tp->nready++;
+	pthread_cond_signal(&tp->cv);
+	tp_gate_locked(tp);
+}
+
+static void unlink_locked(struct tpool *tp, struct tconn *tc)
+{
+	if (tc->prev)
+		tc->prev->next = tc->next;
+	else
+		tp->conns = tc->next;
+	if (tc->next)
+		tc->next->prev = tc->prev;
+	tp->nconns--;
+	atomic_fetch_sub_explicit(&tp->slot->connections, 1, memory_order_relaxed);
+	tp_gate_locked(tp);
+}
+
+/* Out of epoll and closed.  The memory is freed by the caller's side: at
+ * once by the poller, via tp->dead for a request thread (an event for the
+ * connection may sit in the poller's current batch). */
+static void drop_fd(struct tconn *tc)
+{
+	epoll_ctl(tc->tp->epfd, EPOLL_CTL_DEL, tc->c.fd, NULL);
+	close(tc->c.fd);
+	tc->c.fd = -1;
+	http_conn_free(&tc->c);
+}
+
+static void destroy_by_poller(struct tpool *tp, struct tconn *tc)
+{
+	pthread_mutex_lock(&tp->mu);
+	unlink_locked(tp, tc);
+	pthread_mutex_unlock(&tp->mu);
+	drop_fd(tc);
+	free(tc);
+}
+
+static bool has_unread(struct tconn *tc)
+{
+	char b;
+	return tc->c.in_off < tc->c.in.len ||
+	       recv(tc->c.fd, &b, 1, MSG_DONTWAIT | MSG_PEEK) > 0;
+}
+
+/* Close politely from the poller: with unread input, shut our side and
+ * linger (a close with unread input sends a RST that can destroy a response
+ * still in flight), else close at once. */
+static void shut_by_poller(struct tpool *tp, struct tconn *tc, uint64_t now)
+{
+	if (!has_unread(tc) || shutdown(tc->c.fd, SHUT_WR) < 0) {
+		destroy_by_poller(tp, tc);
+		return;
+	}
+	tc->deadline_ns = now + LINGER_NS;
+	atomic_store_explicit(&tc->state, TC_LINGER, memory_order_release);
+	arm(tc);
+}
+
+static int accept_one(struct tpool *tp, int lfd)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+	    errno == ECONNABORTED)
+		return fd;
+	wlog_error("accept: %s", strerror(errno));
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+		/* The listener stays readable: stop watching it for a tick. */
+		pthread_mutex_lock(&tp->mu);
+		tp->accept_paused = true;
+		tp_gate_locked(tp);
+		pthread_mutex_unlock(&tp->mu);
+	}
+	return -1;
+}
+
+/* One connection per wake-up: the others in the queue wake other workers
+ * (the listeners are EPOLLEXCLUSIVE), which spreads the clients. */
+void tc_accept(struct tpool *tp, size_t which)
+{
+	const struct worker_listener *l = &tp->rt->args->listeners[which];
+	int fd = accept_one(tp, l->fd);
+	if (fd < 0)
+		return;
+	struct tconn *tc = calloc(1, sizeof(*tc));
+	if (!tc) {
+		close(fd);
+		return;
+	}
+	tc->tp = tp;
+	http_conn_init(&tc->c, &tp->rt->env, &thread_io, fd, l);
+	tc->c.model_data = tc;
+	tc->deadline_ns = sb_now_ns() + secs_ns(tp->conf->header_timeout);
+	/* The request is often there already: skip a trip through epoll. */
+	int st = try_head(tc);
+	struct epoll_event ev = {.events = EPOLLONESHOT, .data.ptr = tc};
+	if (st == -EAGAIN)
+		ev.events |= EPOLLIN | EPOLLRDHUP;
+	if (st == -1 || epoll_ctl(tp->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		close(fd);
+		http_conn_free(&tc->c);
+		free(tc);
+		return;
+	}
+	sb_add(&tp->slot->accepted, 1);
+	atomic_fetch_add_explicit(&tp->slot->connections, 1, memory_order_relaxed);
+	atomic_store_explicit(&tc->state, TC_POLLED, memory_order_relaxed);
+	pthread_mutex_lock(&tp->mu);
+	tc->next = tp->conns;
+	if (tp->conns)
+		tp->conns->prev = tc;
+	tp->conns = tc;
+	tp->nconns++;
+	if (st != -EAGAIN)
+		dispatch_locked(tp, tc, st);
+	else
+		tp_gate_locked(tp);
+	pthread_mutex_unlock(&tp->mu);
+}
+
+static void linger_read(struct tpool *tp, struct tconn *tc)
+{
+	char sink[4096];
+	for (int i = 0; i < LINGER_READS; i++) {
+		ssize_t n = recv(tc->c.fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n > 0 || (n < 0 && errno == EINTR))
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		destroy_by_poller(tp, tc); /* EOF: the client read all and closed */
+		return;
+	}
+	arm(tc);
+}
+
+void tc_event(struct tpool *tp, struct tconn *tc)
+{
+	int s = atomic_load_explicit(&tc->state, memory_order_acquire);
+	if (s == TC_LINGER) {
+		linger_read(tp, tc);
+		return;
+	}
+	if (s != TC_POLLED)
+		return; /* hang-up seen while a thread has it: the thread finds out */
+	bool started = tc->head_started;
+	int st = try_head(tc);
+	if (st == -1) {
+		destroy_by_poller(tp, tc);
+		return;
+	}
+	if (st == -EAGAIN) {
+		if (!started && tc->head_started) /* the idle time ends, the head time runs */
+			tc->deadline_ns = sb_now_ns() + secs_ns(tp->conf->header_timeout);
+		arm(tc);
+		return;
+	}
+	pthread_mutex_lock(&tp->mu);
+	dispatch_locked(tp, tc, st);
+	pthread_mutex_unlock(&tp->mu);
+}
+
+/* Whether the poller should close tc now (mu held, tc the poller's). */
+static bool sweep_wants(struct tpool *tp, struct tconn *tc, uint64_t now)
+{
+	int s = atomic_load_explicit(&tc->state, memory_order_acquire);
+	if (s != TC_POLLED && s != TC_LINGER)
+		return false;
+	if (now >= tc->deadline_ns)
+		return true;
+	/* Draining: an idle connection goes, unless its next request is
+	 * already arriving (then it is served, with Connection: close). */
+	return s == TC_POLLED && tp->draining && !tc->head_started && !has_unread(tc);
+}
+
+void tc_sweep(struct tpool *tp, uint64_t now)
+{
+	struct tconn *list = NULL;
+	pthread_mutex_lock(&tp->mu);
+	for (struct tconn *tc = tp->conns; tc; tc = tc->next) {
+		if (sweep_wants(tp, tc, now)) {
+			tc->qnext = list;
+			list = tc;
+		}
+	}
+	pthread_mutex_unlock(&tp->mu);
+	while (list) {
+		struct tconn *tc = list;
+		list = tc->qnext;
+		bool timed_out_head = tc->head_started && now >= tc->deadline_ns;
+		if (atomic_load_explicit(&tc->state, memory_order_relaxed) == TC_LINGER)
+			destroy_by_poller(tp, tc);
+		else if (timed_out_head)
+			shut_by_poller(tp, tc, now);
+		else
+			destroy_by_poller(tp, tc); /* idle: nothing unread, a plain close */
+	}
+}
+
+void tc_close_all(struct tpool *tp)
+{
+	pthread_mutex_lock(&tp->mu);
+	struct tconn *list = tp->conns;
+	tp->conns = NULL;
+	pthread_mutex_unlock(&tp->mu);
+	while (list) {
+		struct tconn *tc = list;
+		list = tc->next;
+		drop_fd(tc);
+		free(tc);
+	}
+}
+
+/* ---- request thread side ---- */
+
+/* Back to the poller, idle or with part of the next head read. */
+static void give_back(struct tpool *tp, struct tconn *tc)
+{
+	http_conn_shrink(&tc->c);
+	double t = tc->head_started ? tp->conf->header_timeout : tp->conf->keepalive;
+	tc->deadline_ns = sb_now_ns() + secs_ns(t);
+	pthread_mutex_lock(&tp->mu);
+	tp->busy--;
+	/* Under mu: the poller's sweep must not close it before it is armed. */
+	atomic_store_explicit(&tc->state, TC_POLLED, memory_order_release);
+	arm(tc);
+	tp_gate_locked(tp);
+	tp_set_state_locked(tp);
+	pthread_mutex_unlock(&tp->mu);
+}
+
+/* After Connection: close.  Unread input: shut our side and let the poller
+ * linger, so this thread is free at once. */
+static void finish(struct tpool *tp, struct tconn *tc)
+{
+	bool linger = has_unread(tc) && shutdown(tc->c.fd, SHUT_WR) == 0;
+	if (!linger)
+		drop_fd(tc);
+	pthread_mutex_lock(&tp->mu);
+	tp->busy--;
+	if (linger) {
+		tc->deadline_ns = sb_now_ns() + LINGER_NS;
+		atomic_store_explicit(&tc->state, TC_LINGER, memory_order_release);
+		arm(tc);
+	} else {
+		unlink_locked(tp, tc);
+		tc->qnext = tp->dead;
+		tp->dead = tc;
+	}
+	tp_gate_locked(tp);
+	tp_set_state_locked(tp);
+	pthread_mutex_unlock(&tp->mu);
+}
+
+void tc_serve(struct tthread *t, struct tconn *tc)
+{
+	struct tpool *tp = t->tp;
+	struct http_conn *c = &tc->c;
+	c->heartbeat = &t->sb->heartbeat_ns;
+	int st = tc->st;
+	enum conn_result r;
+	tc->head_started = false;
+	for (;;) {
+		sb_store(&t->sb->req_start_ns, sb_now_ns());
+		atomic_fetch_add_explicit(&tp->slot->inflight, 1, memory_order_relaxed);
+		r = http_conn_dispatch(c, st);
+		atomic_fetch_sub_explicit(&tp->slot->inflight, 1, memory_order_relaxed);
+		sb_store(&t->sb->req_start_ns, 0);
+		if (r != CONN_KEEP || !http_conn_pending(c))
+			break;
+		/* Pipelined bytes: serve the next request here if its head is
+		 * whole, else the poller waits for the rest. */
+		st = http_conn_parse_head(c);
+		if (st == -EAGAIN) {
+			tc->head_started = true;
+			break;
+		}
+	}
+	if (r == CONN_KEEP)
+		give_back(tp, tc);
+	else
+		finish(tp, tc);
+}

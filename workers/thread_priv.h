@@ -1,0 +1,77 @@
+/* What the thread model's poller (thread.c) and its connection handling
+ * (thread_conn.c) share.  One mutex guards the ready queue, the list of open
+ * connections, the busy count and whether the listen sockets are watched;
+ * a connection's state says who owns it (the poller or a request thread). */
+#ifndef DROVER_THREAD_PRIV_H
+#define DROVER_THREAD_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "workers/worker_priv.h"
+
+enum tc_state {
+	TC_POLLED, /* the poller's: idle keep-alive, or waiting for the rest of a head */
+	TC_QUEUED, /* head parsed, waiting for a free request thread */
+	TC_SERVING, /* a request thread's */
+	TC_LINGER, /* write side shut: the poller reads leftovers away, then closes */
+};
+
+struct tpool;
+
+struct tconn {
+	struct http_conn c;
+	struct tpool *tp;
+	struct tconn *prev, *next; /* tp->conns (all open connections) */
+	struct tconn *qnext; /* tp->ready, tp->dead, or a sweep's close list */
+	_Atomic int state; /* enum tc_state */
+	uint64_t deadline_ns; /* the poller closes it then (idle, head or linger time) */
+	int st; /* head parse result handed to the request thread */
+	bool head_started; /* bytes of the next head arrived: header_timeout runs */
+};
+
+struct tthread {
+	struct tpool *tp;
+	pthread_t id;
+	struct sb_thread *sb; /* slot->threads[i], or `own` past SB_MAX_THREADS */
+	struct sb_thread own;
+};
+
+struct tpool {
+	struct worker_rt *rt;
+	const struct drover_conf *conf;
+	struct sb_slot *slot;
+	int epfd, evfd;
+	unsigned nthreads;
+	struct tthread *th;
+	uint64_t drain_deadline_ns;
+
+	pthread_mutex_t mu; /* guards everything below */
+	pthread_cond_t cv; /* ready queue not empty, or stopping */
+	struct tconn *ready, *ready_tail;
+	struct tconn *conns; /* every open connection */
+	struct tconn *dead; /* closed by request threads; freed by the poller */
+	unsigned nready, busy, nconns;
+	bool listening; /* listen sockets in epfd */
+	bool accept_paused; /* out of fds: stop accepting until the next tick */
+	bool draining, stopping;
+};
+
+/* epoll data of the non-connection fds: listeners are 0..nlisteners-1. */
+#define TP_EV_WAKE 1000u
+
+/* thread_conn.c.  Poller side: */
+void tc_accept(struct tpool *tp, size_t which);
+void tc_event(struct tpool *tp, struct tconn *tc);
+/* Close expired connections; when draining, idle ones too. */
+void tc_sweep(struct tpool *tp, uint64_t now);
+/* Request thread side: serve tc (taken off the ready queue) until it goes
+ * back to the poller or is closed. */
+void tc_serve(struct tthread *t, struct tconn *tc);
+/* Close everything still open (end of the drain). */
+void tc_close_all(struct tpool *tp);
+
+/* thread.c: with tp->mu held. */
+void tp_gate_locked(struct tpool *tp);
+void tp_set_state_locked(struct tpool *tp);
+#endif
