@@ -278,15 +278,19 @@ static void copy_slot(struct worker_view *v, struct sb_slot *sl)
 	v->heap_free = sb_load(&sl->heap_fordblks);
 }
 
-/* Histogram delta over the window, then push the current snapshot. */
+/* Histogram delta over the window, then push the current snapshot.  A new
+ * worker's ring starts with an empty snapshot: it was born with no counts,
+ * so requests served before the master first saw it still count. */
 static void window_push(struct worker_view *v)
 {
+	if (v->ring_n == 0) {
+		v->ring[0] = (struct stats_hist){0};
+		v->ring_pos = 1;
+		v->ring_n = 1;
+	}
 	const struct stats_hist *oldest = v->ring_n < STATS_WINDOW ? &v->ring[0]
 								   : &v->ring[v->ring_pos];
-	if (v->ring_n)
-		stats_hist_delta(oldest, &v->hist, &v->window);
-	else
-		v->window = (struct stats_hist){0};
+	stats_hist_delta(oldest, &v->hist, &v->window);
 	v->ring[v->ring_pos] = v->hist;
 	v->ring_pos = (v->ring_pos + 1) % STATS_WINDOW;
 	if (v->ring_n < STATS_WINDOW)
@@ -324,20 +328,29 @@ static void retire(struct sampler *s, struct worker_view *v)
 	v->p.tasks[1] = t1;
 }
 
-static void sample_worker(struct sampler *s, const struct worker_rec *w, struct worker_view *v,
-			  bool smaps, char *buf)
+/* Identity and scoreboard counters: no syscall. */
+static void refresh_worker(struct sampler *s, const struct worker_rec *w, struct worker_view *v)
 {
 	if (v->p.pid != w->pid) {
 		if (v->p.pid)
 			retire(s, v);
+		v->p.pid = w->pid;
 		v->no = w->no;
 		v->generation = w->generation;
 		v->spawned_ns = w->spawned_ns;
 	}
 	v->stopping = w->stop_ns != 0;
-	uint64_t req0 = v->requests, busy0 = v->busy_ns;
 	copy_slot(v, w->slot);
+}
+
+static void sample_worker(struct sampler *s, const struct worker_rec *w, struct worker_view *v,
+			  bool smaps, char *buf)
+{
+	refresh_worker(s, w, v);
 	window_push(v);
+	uint64_t req0 = v->pass_requests, busy0 = v->pass_busy_ns;
+	v->pass_requests = v->requests;
+	v->pass_busy_ns = v->busy_ns;
 	if (sample_read_proc(w->pid, &v->p, smaps, buf, READ_BUF) < 0) {
 		v->p.pid = w->pid; /* gone or unreadable: keep the scoreboard figures */
 		v->has_figures = false;
@@ -370,6 +383,13 @@ void sampler_note_master(struct arbiter *ar, uint64_t now)
 	m->now_ns = now;
 	m->interval_s = ar->conf.sample_interval;
 	m->smaps_interval_s = ar->conf.smaps_interval;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		struct worker_view *v = &ar->sampler->w[i];
+		if (ar->w[i].pid)
+			refresh_worker(ar->sampler, &ar->w[i], v);
+		else if (v->p.pid)
+			retire(ar->sampler, v);
+	}
 }
 
 static void sample_self(struct sampler *s, bool smaps, char *buf)

@@ -53,6 +53,7 @@ struct worker_view {
 	uint32_t sb_state, inflight, connections;
 	/* scoreboard counters at the last read */
 	uint64_t requests, accepted, bytes_out, busy_ns, trims;
+	uint64_t pass_requests, pass_busy_ns; /* at the last pass: the rates' base */
 	uint64_t status_class[6];
 	uint64_t heap_arena, heap_mmap, heap_in_use, heap_free;
 	struct stats_hist hist;
@@ -123,8 +124,9 @@ int sampler_start(struct arbiter *ar);
 void sampler_stop(struct arbiter *ar);
 /* One pass now (the sampler's own timer calls this every sample_interval). */
 void sampler_pass(struct arbiter *ar);
-/* Refresh the master's facts (state, counts) without sampling: cheap, for
- * renderers that run between passes. */
+/* Refresh the master's facts (state, counts) and each worker's identity and
+ * scoreboard counters without reading /proc: cheap, for renderers that run
+ * between passes (a worker forked since the last pass is listed at once). */
 void sampler_note_master(struct arbiter *ar, uint64_t now);
 
 /* Thin readers (exposed for tests): 0 or -errno. */

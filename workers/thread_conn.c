@@ -15,6 +15,11 @@
 #define READ_CHUNK 16384
 #define LINGER_NS 2000000000ull /* as http_conn_close: time to read leftovers away */
 #define LINGER_READS 64 /* per event: a flooding client cannot hold the poller */
+/* Draining: an idle keep-alive connection is closed only after this much
+ * silence.  A busy client sends its next request right after a response; it
+ * is answered with Connection: close instead of racing our FIN (a client
+ * whose request crosses the close sees a reset and loses it). */
+#define DRAIN_IDLE_GRACE_NS 250000000ull
 
 static uint64_t secs_ns(double s)
 {
@@ -176,7 +181,8 @@ void tc_accept(struct tpool *tp, size_t which)
 	tc->tp = tp;
 	http_conn_init(&tc->c, &tp->rt->env, &thread_io, fd, l);
 	tc->c.model_data = tc;
-	tc->deadline_ns = sb_now_ns() + secs_ns(tp->conf->header_timeout);
+	tc->idle_since_ns = sb_now_ns();
+	tc->deadline_ns = tc->idle_since_ns + secs_ns(tp->conf->header_timeout);
 	/* The request is often there already: skip a trip through epoll. */
 	int st = try_head(tc);
 	struct epoll_event ev = {.events = EPOLLONESHOT, .data.ptr = tc};
@@ -255,7 +261,8 @@ static bool sweep_wants(struct tpool *tp, struct tconn *tc, uint64_t now)
 		return true;
 	/* Draining: an idle connection goes, unless its next request is
 	 * already arriving (then it is served, with Connection: close). */
-	return s == TC_POLLED && tp->draining && !tc->head_started && !has_unread(tc);
+	return s == TC_POLLED && tp->draining && !tc->head_started &&
+	       now - tc->idle_since_ns >= DRAIN_IDLE_GRACE_NS && !has_unread(tc);
 }
 
 void tc_sweep(struct tpool *tp, uint64_t now)
@@ -303,7 +310,8 @@ static void give_back(struct tpool *tp, struct tconn *tc)
 {
 	http_conn_shrink(&tc->c);
 	double t = tc->head_started ? tp->conf->header_timeout : tp->conf->keepalive;
-	tc->deadline_ns = sb_now_ns() + secs_ns(t);
+	tc->idle_since_ns = sb_now_ns();
+	tc->deadline_ns = tc->idle_since_ns + secs_ns(t);
 	pthread_mutex_lock(&tp->mu);
 	tp->busy--;
 	/* Under mu: the poller's sweep must not close it before it is armed. */

@@ -26,6 +26,7 @@ struct tconn {
 	struct tconn *qnext; /* tp->ready, tp->dead, or a sweep's close list */
 	_Atomic int state; /* enum tc_state */
 	uint64_t deadline_ns; /* the poller closes it then (idle, head or linger time) */
+	uint64_t idle_since_ns; /* last response sent (or accepted) */
 	int st; /* head parse result handed to the request thread */
 	bool head_started; /* bytes of the next head arrived: header_timeout runs */
 };

@@ -450,8 +450,6 @@ def test_models_smuggling_te_cl_rejected(drover, model):
 @_pytest.mark.parametrize("model", _MODELS)
 def test_models_slow_client_header_timeout(drover, model, request):
     _need_model(model)
-    if model == "sync":  # its header_timeout bounds each read, not the whole head
-        request.applymarker(_pytest.mark.xfail(reason="sync: per-read head timeout", strict=False))
     d = drover("so:" + _HELLO_SO, "-k", model, "-w", "1", "--header-timeout", "1")
     with _connect(d) as s:
         t0 = _time.monotonic()

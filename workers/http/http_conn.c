@@ -271,21 +271,35 @@ int http_conn_parse_head(struct http_conn *c)
 }
 
 /* Read until a complete head is parsed.  0: head ready; -1: close quietly
- * (peer gone or idle); >0: an HTTP error status to answer. */
+ * (peer gone, idle, or too slow); >0: an HTTP error status to answer.  Once
+ * a head has started, it must be complete within header_timeout in all (a
+ * client dribbling one byte a second is closed), and no single wait may
+ * exceed read_timeout. */
 static int read_head(struct http_conn *c)
 {
 	const struct drover_conf *conf = c->env->conf;
 	double idle = c->requests ? conf->keepalive : conf->header_timeout;
-	double busy = conf->read_timeout < conf->header_timeout ? conf->read_timeout
-								: conf->header_timeout;
+	uint64_t deadline = 0;
+	bool started = false; /* bytes of this head were seen (and maybe parsed away) */
 	for (;;) {
-		bool started = c->in_off < c->in.len;
+		started = started || c->in_off < c->in.len;
 		int st = http_conn_parse_head(c);
 		if (st != -EAGAIN)
 			return st;
 		if (!started && c->requests && draining(c))
 			return -1;
-		ssize_t n = c->io->fill(c, started ? busy : idle);
+		uint64_t now = sb_now_ns();
+		double wait = idle;
+		if (started) {
+			if (!deadline)
+				deadline = now + (uint64_t)(conf->header_timeout * 1e9);
+			if (now >= deadline)
+				return -1;
+			wait = (double)(deadline - now) / 1e9;
+			if (wait > conf->read_timeout)
+				wait = conf->read_timeout;
+		}
+		ssize_t n = c->io->fill(c, wait);
 		if (n <= 0)
 			return -1;
 		atomic_store_explicit(c->heartbeat, sb_now_ns(), memory_order_relaxed);
