@@ -90,12 +90,28 @@ static void reload(struct arbiter *ar)
 		log_error("chdir %s: %s", nc.chdir, strerror(errno));
 	conf_free(&ar->conf);
 	ar->conf = nc;
+	arbiter_reopen_access_log(ar); /* the path or format may have changed */
 	ar->generation++;
 	ar->target = (unsigned)nc.workers;
 	ar->boot_failures = 0;
 	ar->gen_booted = false;
 	ar->spawn_blocked = false;
 	log_info("reloading: generation %u, %u workers", ar->generation, ar->target);
+}
+
+void arbiter_reopen_access_log(struct arbiter *ar)
+{
+	const char *path = ar->conf.access_log;
+	int fd = -1;
+	if (path[0] && strcmp(path, "-") == 0)
+		fd = dup(1);
+	else if (path[0])
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (path[0] && fd < 0)
+		log_error("cannot open access log %s: %s", path, strerror(errno));
+	if (ar->access_fd >= 0)
+		close(ar->access_fd);
+	ar->access_fd = fd;
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -127,6 +143,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	case SIGUSR1:
 		log_info("USR1: reopening log files");
 		log_reopen(ar->conf.error_log);
+		arbiter_reopen_access_log(ar);
 		signal_all(ar, SIGUSR1);
 		break;
 	case SIGWINCH:

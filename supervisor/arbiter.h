@@ -79,6 +79,9 @@ struct arbiter {
 	size_t nclose_fds;
 };
 
+/* (Re)open the access log of ar->conf for the workers forked from now on. */
+void arbiter_reopen_access_log(struct arbiter *ar);
+
 /* Run the master until it stops; returns the exit status. */
 int arbiter_run(struct arbiter *ar);
 

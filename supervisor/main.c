@@ -31,18 +31,6 @@ static int write_pidfile(const char *path)
 	return 0;
 }
 
-static int open_access_log(const struct drover_conf *c)
-{
-	if (!c->access_log[0])
-		return -1;
-	if (strcmp(c->access_log, "-") == 0)
-		return dup(1);
-	int fd = open(c->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		log_error("cannot open access log %s: %s", c->access_log, strerror(errno));
-	return fd;
-}
-
 static int setup(struct arbiter *a)
 {
 	char err[4096];
@@ -60,7 +48,8 @@ static int setup(struct arbiter *a)
 		log_error("%s", err);
 		return MASTER_EXIT_ERROR;
 	}
-	a->access_fd = open_access_log(c);
+	a->access_fd = -1;
+	arbiter_reopen_access_log(a);
 	if (c->preload) {
 		a->preloaded = worker_preload_app(c, err, sizeof(err));
 		if (!a->preloaded) {

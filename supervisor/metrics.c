@@ -561,7 +561,7 @@ static void json_master(struct mbuf *b, const struct sampler *s)
 	jnum(b, "target", m->target, true);
 	jnum(b, "live", m->live, true);
 	jnum(b, "ready", m->booted, true);
-	jnum(b, "cpu_pct", 100 * s->self_rates.cpu, true);
+	jnum(b, "cpu_pct", 100 * s->self_rates.oncpu, true);
 	jnum(b, "rss_kb", (double)s->self.proc.status.vm_rss_kb, true);
 	jnum(b, "rps", pf->rps, true);
 	jnum(b, "p50_ms", ms(pf->p50), true);
@@ -708,7 +708,7 @@ void metrics_status_table(const struct sampler *s, struct mbuf *out)
 	tcell(out, "/%*.2f", ms(pf->p95), 0);
 	tcell(out, "/%*.2f ms", ms(pf->p99), 0);
 	mbuf_printf(out, " (last %u samples), workers' CPU %.1f%%, master CPU %.2f%%\n",
-		    STATS_WINDOW, 100 * pf->cpu, 100 * s->self_rates.cpu);
+		    STATS_WINDOW, 100 * pf->cpu, 100 * s->self_rates.oncpu);
 	mbuf_printf(out, "host: load %.2f %.2f %.2f, %u CPUs online, %.2f usable", h->load.load1,
 		    h->load.load5, h->load.load15, h->online_cpus, h->effective_cpus);
 	if (h->psi[0].present)

@@ -447,15 +447,11 @@ void sampler_pass(struct arbiter *ar)
 	s->last_pass_ns = sb_now_ns() - now;
 	s->last_pass_cpu_ns = cpu_now_ns() - cpu0;
 	s->cpu_ns_total += s->last_pass_cpu_ns;
-	/* Per worker: its own /proc reads (the host and self reads are shared). */
-	uint64_t sum = 0;
+	/* Per worker: the pass's CPU (host and self reads included) shared out. */
 	unsigned n = 0;
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
-		if (s->w[i].p.pid && s->w[i].p.valid) {
-			sum += s->w[i].p.cost_ns;
-			n++;
-		}
-	s->cost_us_per_worker = n ? (double)sum / 1e3 / n : 0;
+		n += s->w[i].p.pid && s->w[i].p.valid;
+	s->cost_us_per_worker = n ? (double)s->last_pass_cpu_ns / 1e3 / n : 0;
 }
 
 static void on_sample(struct ev_loop *loop, ev_timer *t, int revents)

@@ -262,7 +262,7 @@ static bool sweep_wants(struct tpool *tp, struct tconn *tc, uint64_t now)
 	/* Draining: an idle connection goes, unless its next request is
 	 * already arriving (then it is served, with Connection: close). */
 	return s == TC_POLLED && tp->draining && !tc->head_started &&
-	       now - tc->idle_since_ns >= DRAIN_IDLE_GRACE_NS && !has_unread(tc);
+	       tc->idle_since_ns + DRAIN_IDLE_GRACE_NS <= now && !has_unread(tc);
 }
 
 void tc_sweep(struct tpool *tp, uint64_t now)

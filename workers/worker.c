@@ -128,6 +128,24 @@ static void sample_heap(struct sb_slot *s, uint64_t now)
 	sb_store(&s->heap_sampled_ns, now);
 }
 
+/* USR1 (logrotate): the files were moved away; open them anew by name. */
+static void reopen_log_files(struct worker_rt *rt)
+{
+	const struct drover_conf *conf = rt->args->conf;
+	wlog_reopen(conf->error_log);
+	if (!rt->env.alog || !conf->access_log[0] || strcmp(conf->access_log, "-") == 0)
+		return;
+	int fd = open(conf->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		wlog_error("cannot reopen access log %s: %s", conf->access_log, strerror(errno));
+		return;
+	}
+	int old = access_log_fd(rt->env.alog);
+	access_log_set_fd(rt->env.alog, fd);
+	if (old != rt->args->access_fd)
+		close(old); /* the inherited fd stays: the master owns it */
+}
+
 static void run_commands(struct worker_rt *rt, uint32_t cmd)
 {
 	struct sb_slot *s = rt->args->slot;
@@ -162,7 +180,7 @@ void worker_idle_point(struct worker_rt *rt)
 	}
 	if (reopen_logs) {
 		reopen_logs = 0;
-		wlog_reopen(rt->args->conf->error_log);
+		reopen_log_files(rt);
 	}
 	/* PDEATHSIG covers the master dying; this catches the rare case of a
 	 * signal lost to the race at boot.  A syscall, so once a second. */

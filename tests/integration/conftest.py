@@ -70,6 +70,24 @@ def children_of(ppid):
     return sorted(out)
 
 
+def describe(pid):
+    """One line about pid for failure messages: state, ppid, title, syscall."""
+    st = proc_stat(pid)
+    if st is None:
+        return f"{pid}: gone"
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            sc = f.read().split()[0]
+    except (OSError, IndexError):
+        sc = "?"
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read()
+    except OSError:
+        wchan = "?"
+    return f"{pid}: state {st[0]} ppid {st[1]} syscall {sc} wchan {wchan} [{cmdline(pid)}]"
+
+
 def cmdline(pid):
     """/proc/PID/cmdline with NULs turned to spaces and trailing blanks cut."""
     try:

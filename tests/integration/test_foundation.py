@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import (ECHO_SO, HELLO_SO, REPO, children_of, cmdline, free_port, get, http,
+from conftest import (ECHO_SO, HELLO_SO, REPO, cmdline, describe, free_port, get, http,
                       pid_alive, run_drover, status_of, wait_until)
 
 HELLO = "so:" + HELLO_SO
@@ -399,8 +399,12 @@ def test_master_kill9_takes_workers_down(drover):
     workers = d.wait_workers(3)
     os.kill(d.pid, signal.SIGKILL)
     d.proc.wait(5)
-    wait_until(lambda: not any(pid_alive(w) for w in workers), 5,
-               f"workers {workers} to die with the master (PDEATHSIG)")
+    try:
+        wait_until(lambda: not any(pid_alive(w) for w in workers), 5,
+                   f"workers {workers} to die with the master (PDEATHSIG)")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n" + "\n".join(describe(w) for w in workers)
+                             + "\nlog:\n" + d.log()[-3000:]) from None
 
 
 def test_winch_stops_workers_master_stays(drover):

@@ -244,9 +244,8 @@ def test_thread_idle_keepalive_does_not_block(drover):
             s.close()
 
 
-def test_thread_worker_scoreboard_via_busy_threads(drover):
-    """Requests of one keep-alive connection and of others run on several
-    threads at once: two slow requests on two connections finish together."""
+def test_thread_requests_run_concurrently(drover):
+    """Two slow requests on two connections run on two threads at once."""
     need_model("thread")
     d = drover("so:" + ECHO_SO, "-k", "thread", "-w", "1", "--threads", "2")
     a, b = connect(d.port), connect(d.port)

@@ -106,6 +106,11 @@ void access_log_set_fd(struct access_log *a, int fd)
 	a->fd = fd;
 }
 
+int access_log_fd(const struct access_log *a)
+{
+	return a->fd;
+}
+
 struct out {
 	char *p;
 	size_t len, cap;

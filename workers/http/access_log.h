@@ -15,6 +15,7 @@ struct access_log;
 struct access_log *access_log_new(const char *fmt, int fd, char *err, size_t errlen);
 void access_log_free(struct access_log *a);
 void access_log_set_fd(struct access_log *a, int fd);
+int access_log_fd(const struct access_log *a);
 /* Format one line into out (NUL-terminated, newline included); its length. */
 size_t access_log_format(const struct access_log *a, char *out, size_t cap,
 			 const struct drover_request *req, int status, uint64_t bytes,

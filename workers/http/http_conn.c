@@ -344,7 +344,12 @@ static int finish_response(struct http_conn *c, int app_rc)
 {
 	if (!c->head_on_wire) {
 		if (app_rc != 0) {
-			answer_error(c, 500);
+			/* The app gave up because the body broke a limit (413) or
+			 * was malformed (400): say so rather than 500. */
+			int st = c->hp.state == HTTP_PARSE_ERROR && c->hp.error_status
+					 ? c->hp.error_status
+					 : 500;
+			answer_error(c, st);
 			return -1;
 		}
 		long long len = c->resp.head_request ? (long long)c->resp.body_sent
