@@ -15,7 +15,7 @@
 
 const int event_model_ready = 1;
 
-#define ACCEPT_BATCH 64 /* connections taken per wakeup and listener */
+#define ACCEPT_BATCH 4 /* connections taken per wakeup and listener */
 #define MAX_EVENTS 64
 #define BACKEND_TAG UINT64_MAX /* epoll data of libev's fd in the wait set */
 #define ACCEPT_PAUSE_NS 100000000ull /* after EMFILE and friends */

@@ -13,7 +13,8 @@ done
 shift $((OPTIND - 1))
 MODELS=${*:-sync thread event}
 BUILD=$(cd "${DROVER_BUILD:-build}" && pwd) || exit 2
-PEERS=${PEERS:-/work/shared/bench/peers.sh}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+PEERS=${PEERS:-$ROOT/../shared/bench/peers.sh}
 EXTRA=$(mktemp)
 trap 'rm -f "$EXTRA"' EXIT
 port=8110
