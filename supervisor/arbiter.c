@@ -217,6 +217,7 @@ static void on_child(struct ev_loop *loop, ev_child *cw, int revents)
 	bool booted = w->booted || sb_load(&w->slot->booted_ns) != 0;
 	bool asked = w->stop_ns || w->kill_ns;
 	log_exit(w, cw->rstatus);
+	sampler_worker_exited(ar, w);
 	sb_release(w->slot);
 	memset(w, 0, sizeof(*w));
 	if (!booted && !asked && ar->state == MASTER_RUNNING)

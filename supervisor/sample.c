@@ -499,3 +499,14 @@ void sampler_stop(struct arbiter *ar)
 	free(s);
 	ar->sampler = NULL;
 }
+
+void sampler_worker_exited(struct arbiter *ar, const struct worker_rec *w)
+{
+	/* Take the slot's final counters before it is released, so requests
+	 * served since the last pass still count in the pool totals. */
+	if (!ar->sampler)
+		return;
+	struct worker_view *v = &ar->sampler->w[w - ar->w];
+	if (v->p.pid == w->pid)
+		copy_slot(v, w->slot);
+}

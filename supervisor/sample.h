@@ -16,6 +16,7 @@
 #include "workers/scoreboard.h"
 
 struct arbiter;
+struct worker_rec;
 
 #define SAMPLE_MAX_LISTENERS 32
 #define SAMPLE_MAX_TASKS 4096 /* threads read per worker; more are not summed */
@@ -128,6 +129,10 @@ void sampler_pass(struct arbiter *ar);
  * scoreboard counters without reading /proc: cheap, for renderers that run
  * between passes (a worker forked since the last pass is listed at once). */
 void sampler_note_master(struct arbiter *ar, uint64_t now);
+
+/* A worker was reaped: keep its last scoreboard counters (before the slot
+ * is released) for the pool totals. */
+void sampler_worker_exited(struct arbiter *ar, const struct worker_rec *w);
 
 /* Thin readers (exposed for tests): 0 or -errno. */
 int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size_t cap);

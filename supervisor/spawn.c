@@ -69,9 +69,16 @@ int spawn_worker(struct arbiter *ar)
 	struct app *pre = ar->preloaded;
 	if (pre && pre->before_fork)
 		pre->before_fork(pre);
+	/* A signal (TERM of a quick stop or reload) landing between fork and the
+	 * worker's own handlers would hit the master's libev handler copy and be
+	 * lost: keep everything blocked until worker_run has set its handlers. */
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
 	pid_t pid = fork();
 	if (pid == 0)
 		child_main(ar, slot, no);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pre && pre->after_fork_parent)
 		pre->after_fork_parent(pre);
 	if (pid < 0) {

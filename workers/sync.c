@@ -47,6 +47,7 @@ static void sync_serve(struct worker_rt *rt, int fd, size_t which)
 	sb_add(&s->accepted, 1);
 	sb_set_state(s, SB_BUSY);
 	atomic_store_explicit(&s->inflight, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->connections, 1, memory_order_relaxed);
 	http_conn_init(&c, &rt->env, &conn_io_blocking, fd, &rt->args->listeners[which]);
 	sb_store(&s->req_start_ns, sb_now_ns());
 	while (http_conn_serve(&c) == CONN_KEEP && !atomic_load(&worker_draining))
@@ -55,6 +56,7 @@ static void sync_serve(struct worker_rt *rt, int fd, size_t which)
 	http_conn_free(&c);
 	sb_store(&s->req_start_ns, 0);
 	atomic_store_explicit(&s->inflight, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->connections, 0, memory_order_relaxed);
 	sb_set_state(s, atomic_load(&worker_draining) ? SB_DRAINING : SB_IDLE);
 }
 

@@ -77,9 +77,6 @@ static void reset_signals(void)
 	for (int s = 1; s < NSIG; s++)
 		if (s != SIGKILL && s != SIGSTOP)
 			sigaction(s, &dfl, NULL);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	set_handler(SIGTERM, on_term);
 	set_handler(SIGQUIT, on_quit);
 	set_handler(SIGINT, on_quit);
@@ -91,6 +88,11 @@ static void reset_signals(void)
 	signal(SIGWINCH, SIG_IGN);
 	signal(SIGTTIN, SIG_IGN);
 	signal(SIGTTOU, SIG_IGN);
+	/* The master forked us with every signal blocked: what arrived since
+	 * is delivered now, to these handlers. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 static void detach_from_master(const struct worker_args *a)

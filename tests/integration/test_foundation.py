@@ -441,8 +441,12 @@ def test_process_titles(drover):
     workers = d.wait_workers(2)
     assert "drover: master" in cmdline(d.pid), cmdline(d.pid)
     for w in workers:
-        title = cmdline(w)
-        assert re.search(r"drover: worker \d+ \[sync\]", title), title
+        # a just-forked worker shows the master's title until it sets its own
+        try:
+            wait_until(lambda: re.search(r"drover: worker \d+ \[sync\]", cmdline(w)), 5,
+                       f"worker {w}'s title")
+        except AssertionError:
+            raise AssertionError(f"worker title: {cmdline(w)!r}") from None
 
 
 # ------------------------------------------------------------------ supervision
