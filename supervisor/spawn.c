@@ -40,6 +40,7 @@ static void child_main(struct arbiter *ar, struct sb_slot *slot, unsigned no)
 		.listeners = ar->ls.l,
 		.nlisteners = ar->ls.n,
 		.slot = slot,
+		.sb = ar->sb,
 		.worker_no = no,
 		.master_pid = getppid(),
 		.preloaded = ar->preloaded,

@@ -56,6 +56,7 @@ static void evw_listen(struct ev_worker *w, bool on)
 	const struct worker_args *a = w->rt->args;
 	if (w->listening == on)
 		return;
+	atomic_store_explicit(&a->slot->listening, on, memory_order_relaxed);
 	for (size_t i = 0; i < a->nlisteners; i++) {
 		struct epoll_event e = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = i};
 		if (epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, a->listeners[i].fd, &e) < 0)
@@ -71,6 +72,10 @@ static bool evw_accept(struct ev_worker *w, size_t i)
 	const struct worker_listener *l = &w->rt->args->listeners[i];
 	bool any = false;
 	for (int n = 0; n < ACCEPT_BATCH && w->nconns < w->cap; n++) {
+		if (!sb_fair_to_accept(w->rt->args->sb, w->rt->args->slot)) {
+			evw_listen(w, false); /* others have fewer: let them take it */
+			break;
+		}
 		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -162,7 +167,8 @@ static bool evw_turn(struct ev_worker *w)
 		dirty = true;
 	}
 	dirty |= evw_expire(w, now);
-	if (!w->listening && !w->draining && w->nconns < w->cap && now >= w->paused_until_ns)
+	if (!w->listening && !w->draining && w->nconns < w->cap && now >= w->paused_until_ns &&
+	    sb_fair_to_accept(w->rt->args->sb, w->rt->args->slot))
 		evw_listen(w, true);
 	return dirty;
 }

@@ -44,6 +44,8 @@ struct sb_slot *sb_claim(struct scoreboard *sb)
 			continue;
 		memset((void *)s, 0, sizeof(*s));
 		atomic_store_explicit(&s->state, SB_BOOTING, memory_order_release);
+		if (atomic_load_explicit(&sb->used, memory_order_relaxed) < i + 1)
+			atomic_store_explicit(&sb->used, i + 1, memory_order_release);
 		return s;
 	}
 	return NULL;
@@ -53,6 +55,26 @@ void sb_release(struct sb_slot *slot)
 {
 	atomic_store_explicit(&slot->pid, 0, memory_order_relaxed);
 	atomic_store_explicit(&slot->state, SB_FREE, memory_order_release);
+}
+
+bool sb_fair_to_accept(const struct scoreboard *sb, const struct sb_slot *me)
+{
+	if (!sb)
+		return true;
+	uint32_t mine = atomic_load_explicit(&me->connections, memory_order_relaxed);
+	if (mine == 0)
+		return true;
+	uint32_t used = atomic_load_explicit(&sb->used, memory_order_acquire);
+	for (uint32_t i = 0; i < used && i < sb->nslots; i++) {
+		const struct sb_slot *o = &sb->slots[i];
+		if (o == me || !atomic_load_explicit(&o->listening, memory_order_relaxed))
+			continue;
+		uint32_t st = atomic_load_explicit(&o->state, memory_order_relaxed);
+		if ((st == SB_IDLE || st == SB_BUSY) &&
+		    atomic_load_explicit(&o->connections, memory_order_relaxed) < mine)
+			return false;
+	}
+	return true;
 }
 
 uint64_t sb_now_ns(void)

@@ -7,6 +7,7 @@
 #define DROVER_SCOREBOARD_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -58,6 +59,7 @@ struct sb_slot {
 	_Atomic uint64_t accepted; /* connections */
 	_Atomic uint32_t inflight; /* requests being served now */
 	_Atomic uint32_t connections; /* open connections now */
+	_Atomic uint32_t listening; /* watching the listen sockets (thread/event) */
 	_Atomic uint64_t bytes_out;
 	_Atomic uint64_t busy_ns; /* time spent serving requests */
 	_Atomic uint64_t status_class[6]; /* [1]=1xx .. [5]=5xx, [0]=other */
@@ -74,6 +76,7 @@ struct sb_slot {
 
 struct scoreboard {
 	uint32_t nslots;
+	_Atomic uint32_t used; /* slots[0..used) were ever claimed: bounds scans */
 	struct sb_slot slots[];
 };
 
@@ -87,6 +90,12 @@ struct sb_slot *sb_claim(struct scoreboard *sb);
 void sb_release(struct sb_slot *slot);
 
 uint64_t sb_now_ns(void); /* CLOCK_MONOTONIC, vDSO: no syscall */
+/* Fair share of connections across workers: false if another worker that
+ * is accepting right now holds fewer connections than me, so that a burst of
+ * keep-alive clients spreads over the pool instead of piling on whichever
+ * worker the kernel wakes first.  A few relaxed loads per call. */
+bool sb_fair_to_accept(const struct scoreboard *sb, const struct sb_slot *me);
+
 /* Bucket index of a request duration. */
 unsigned sb_hist_bucket(uint64_t ns);
 /* Upper bound in seconds of bucket i (+Inf for the last). */

@@ -28,9 +28,11 @@ const int thread_model_ready = 1;
 void tp_gate_locked(struct tpool *tp)
 {
 	bool want = !tp->draining && !tp->accept_paused && tp->nready + tp->busy < tp->nthreads &&
-		    tp->nconns < (unsigned)tp->conf->worker_connections;
+		    tp->nconns < (unsigned)tp->conf->worker_connections &&
+		    sb_fair_to_accept(tp->rt->args->sb, tp->slot);
 	if (want == tp->listening)
 		return;
+	atomic_store_explicit(&tp->slot->listening, want, memory_order_relaxed);
 	const struct worker_args *a = tp->rt->args;
 	for (size_t i = 0; i < a->nlisteners; i++) {
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = i};

@@ -34,6 +34,7 @@ struct worker_args {
 	const struct worker_listener *listeners;
 	size_t nlisteners;
 	struct sb_slot *slot;
+	const struct scoreboard *sb; /* every worker's slot, read-only (fair accept) */
 	unsigned worker_no;
 	pid_t master_pid;
 	struct app *preloaded; /* non-NULL with preload = true */

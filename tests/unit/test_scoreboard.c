@@ -91,8 +91,33 @@ static void test_request_done(void)
 	sb_unmap(sb);
 }
 
+static void test_fair_to_accept(void)
+{
+	struct scoreboard *sb = sb_map(4);
+	struct sb_slot *a = sb_claim(sb), *b = sb_claim(sb), *c = sb_claim(sb);
+	sb_set_state(a, SB_IDLE);
+	sb_set_state(b, SB_IDLE);
+	sb_set_state(c, SB_BOOTING);
+	CHECK(atomic_load(&sb->used) == 3);
+	atomic_store(&a->connections, 1);
+	CHECK(sb_fair_to_accept(sb, a)); /* b is not listening: a must take it */
+	atomic_store(&b->listening, 1);
+	CHECK(!sb_fair_to_accept(sb, a)); /* b listens with 0 < 1 */
+	CHECK(sb_fair_to_accept(sb, b));
+	atomic_store(&b->connections, 1);
+	CHECK(sb_fair_to_accept(sb, a)); /* a tie: both may accept */
+	atomic_store(&c->listening, 1); /* booting c does not count */
+	CHECK(sb_fair_to_accept(sb, a));
+	sb_set_state(b, SB_DRAINING);
+	atomic_store(&b->connections, 0);
+	CHECK(sb_fair_to_accept(sb, a)); /* a draining worker takes nothing */
+	CHECK(sb_fair_to_accept(NULL, a));
+	sb_unmap(sb);
+}
+
 int main(void)
 {
+	RUN(test_fair_to_accept);
 	RUN(test_claim_release);
 	RUN(test_claim_zeroes);
 	RUN(test_map_bounds);
