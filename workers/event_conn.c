@@ -329,7 +329,7 @@ struct econn *econn_new(struct ev_worker *w, int fd, const struct worker_listene
 	if (!ec)
 		return NULL;
 	ec->w = w;
-	http_conn_init(&ec->c, &w->rt->env, &ec_io, fd, l);
+	http_conn_init(&ec->c, &w->rt->env, &ec_io, fd, l, NULL);
 	ec->c.model_data = ec;
 	if (l->family != AF_UNIX) {
 		/* One write per response: Nagle would only hold back the next

@@ -16,12 +16,13 @@
 
 /* Accept from any listener, waiting up to one tick.  >=0: a client fd and
  * *which the listener; -1: nothing yet (tick, signal or error). */
-static int sync_accept(struct worker_rt *rt, size_t *which)
+static int sync_accept(struct worker_rt *rt, size_t *which, struct sockaddr_storage *peer)
 {
 	const struct worker_args *a = rt->args;
 	size_t n = a->nlisteners < MAX_POLL_FDS ? a->nlisteners : MAX_POLL_FDS;
 	for (size_t i = 0; i < n; i++) {
-		int fd = accept4(a->listeners[i].fd, NULL, NULL, SOCK_CLOEXEC);
+		socklen_t plen = sizeof(*peer);
+		int fd = accept4(a->listeners[i].fd, (struct sockaddr *)peer, &plen, SOCK_CLOEXEC);
 		if (fd >= 0) {
 			*which = i;
 			return fd;
@@ -40,7 +41,8 @@ static int sync_accept(struct worker_rt *rt, size_t *which)
 	return -1;
 }
 
-static void sync_serve(struct worker_rt *rt, int fd, size_t which)
+static void sync_serve(struct worker_rt *rt, int fd, size_t which,
+		       const struct sockaddr_storage *peer)
 {
 	struct sb_slot *s = rt->args->slot;
 	struct http_conn c;
@@ -48,7 +50,8 @@ static void sync_serve(struct worker_rt *rt, int fd, size_t which)
 	sb_set_state(s, SB_BUSY);
 	atomic_store_explicit(&s->inflight, 1, memory_order_relaxed);
 	atomic_store_explicit(&s->connections, 1, memory_order_relaxed);
-	http_conn_init(&c, &rt->env, &conn_io_blocking, fd, &rt->args->listeners[which]);
+	http_conn_init(&c, &rt->env, &conn_io_blocking, fd, &rt->args->listeners[which],
+		       (const struct sockaddr *)peer);
 	sb_store(&s->req_start_ns, sb_now_ns());
 	while (http_conn_serve(&c) == CONN_KEEP && !atomic_load(&worker_draining))
 		;
@@ -71,9 +74,10 @@ int sync_run(struct worker_rt *rt)
 		if (atomic_load(&worker_draining))
 			break;
 		size_t which = 0;
-		int fd = sync_accept(rt, &which);
+		struct sockaddr_storage peer;
+		int fd = sync_accept(rt, &which, &peer);
 		if (fd >= 0)
-			sync_serve(rt, fd, which);
+			sync_serve(rt, fd, which, &peer);
 	}
 	sb_set_state(s, SB_DRAINING);
 	return WORKER_EXIT_OK;

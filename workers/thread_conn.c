@@ -179,7 +179,7 @@ void tc_accept(struct tpool *tp, size_t which)
 		return;
 	}
 	tc->tp = tp;
-	http_conn_init(&tc->c, &tp->rt->env, &thread_io, fd, l);
+	http_conn_init(&tc->c, &tp->rt->env, &thread_io, fd, l, NULL);
 	tc->c.model_data = tc;
 	tc->idle_since_ns = sb_now_ns();
 	tc->deadline_ns = tc->idle_since_ns + secs_ns(tp->conf->header_timeout);

@@ -50,7 +50,7 @@ static void addr_text(const struct sockaddr *sa, char *out, size_t cap, int *por
 }
 
 void http_conn_init(struct http_conn *c, const struct conn_env *env, const struct conn_io *io,
-		    int fd, const struct worker_listener *l)
+		    int fd, const struct worker_listener *l, const struct sockaddr *peer)
 {
 	memset(c, 0, sizeof(*c));
 	c->env = env;
@@ -60,8 +60,10 @@ void http_conn_init(struct http_conn *c, const struct conn_env *env, const struc
 	http_parse_init(&c->hp, &env->limits);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-		addr_text((struct sockaddr *)&ss, c->peer_addr, sizeof(c->peer_addr), &c->peer_port);
+	if (!peer && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+		peer = (struct sockaddr *)&ss;
+	if (peer)
+		addr_text(peer, c->peer_addr, sizeof(c->peer_addr), &c->peer_port);
 	snprintf(c->server_addr, sizeof(c->server_addr), "%s", l->host[0] ? l->host : "localhost");
 	c->server_port = l->port;
 }

@@ -72,8 +72,9 @@ struct http_conn {
 
 enum conn_result { CONN_KEEP = 0, CONN_CLOSE = 1 };
 
+/* peer: the client's address as accept() gave it, or NULL to ask the kernel. */
 void http_conn_init(struct http_conn *c, const struct conn_env *env, const struct conn_io *io,
-		    int fd, const struct worker_listener *l);
+		    int fd, const struct worker_listener *l, const struct sockaddr *peer);
 void http_conn_free(struct http_conn *c);
 /* Drop the buffers of an idle keep-alive connection (kept open), so that many
  * idle connections cost little memory. */
