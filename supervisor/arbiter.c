@@ -204,6 +204,17 @@ static void boot_failed(struct arbiter *ar, int status)
 		 backoff);
 }
 
+/* A worker that stopped on its own (an exit status, a crash) failed to boot;
+ * one killed from outside (an operator, the OOM killer) says nothing about
+ * the app. */
+static bool failed_itself(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status) != 0;
+	int sig = WTERMSIG(status);
+	return sig != SIGKILL && sig != SIGTERM && sig != SIGINT && sig != SIGQUIT;
+}
+
 static void on_child(struct ev_loop *loop, ev_child *cw, int revents)
 {
 	struct arbiter *ar = ev_userdata(loop);
@@ -220,7 +231,7 @@ static void on_child(struct ev_loop *loop, ev_child *cw, int revents)
 	sampler_worker_exited(ar, w);
 	sb_release(w->slot);
 	memset(w, 0, sizeof(*w));
-	if (!booted && !asked && ar->state == MASTER_RUNNING)
+	if (!booted && !asked && ar->state == MASTER_RUNNING && failed_itself(cw->rstatus))
 		boot_failed(ar, cw->rstatus);
 	pool_manage(ar);
 }
