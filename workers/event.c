@@ -15,6 +15,7 @@
 
 const int event_model_ready = 1;
 
+#define DRAIN_IDLE_GRACE_NS 250000000ull /* as the thread model */
 #define ACCEPT_BATCH 4 /* connections taken per wakeup and listener */
 #define MAX_EVENTS 64
 #define BACKEND_TAG UINT64_MAX /* epoll data of libev's fd in the wait set */
@@ -131,6 +132,8 @@ static int evw_wait_ms(const struct ev_worker *w, uint64_t now)
 			next = w->waits[k].head->since_ns + limit_ns(w, k);
 	if (w->paused_until_ns > now && w->paused_until_ns < next)
 		next = w->paused_until_ns;
+	if (w->draining && w->waits[EC_WAIT_IDLE].head && w->idle_close_ns < next)
+		next = w->idle_close_ns;
 	return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
 }
 
@@ -146,10 +149,19 @@ static void evw_begin_drain(struct ev_worker *w, uint64_t now)
 	w->drain_deadline_ns = now + grace - margin;
 	wlog_debug("worker %u draining: %u connections, %u requests in flight",
 		   w->rt->args->worker_no, w->nconns, w->inflight);
-	/* Idle keep-alive connections are closed politely now; busy ones end
-	 * after their response (Connection: close). */
+	/* Idle keep-alive connections are closed politely after a short grace:
+	 * a request already on its way is then answered (Connection: close)
+	 * instead of crossing our close.  Busy ones end after their response. */
+	w->idle_close_ns = now + DRAIN_IDLE_GRACE_NS;
+}
+
+static bool evw_close_idle(struct ev_worker *w, uint64_t now)
+{
+	if (!w->draining || now < w->idle_close_ns || !w->waits[EC_WAIT_IDLE].head)
+		return false;
 	while (w->waits[EC_WAIT_IDLE].head)
 		econn_drain(w->waits[EC_WAIT_IDLE].head);
+	return true;
 }
 
 /* The duties of one loop turn outside libev.  true: libev has new work
@@ -167,6 +179,7 @@ static bool evw_turn(struct ev_worker *w)
 		dirty = true;
 	}
 	dirty |= evw_expire(w, now);
+	dirty |= evw_close_idle(w, now);
 	if (!w->listening && !w->draining && w->nconns < w->cap && now >= w->paused_until_ns &&
 	    sb_fair_to_accept(w->rt->args->sb, w->rt->args->slot))
 		evw_listen(w, true);

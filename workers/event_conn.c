@@ -176,8 +176,7 @@ static void ec_dispatch(struct econn *ec, int st)
 	ec->head_started = ec->sent_continue = false;
 	if (r == CONN_CLOSE || ec->c.client_gone)
 		ec->closing = true;
-	if (w->rt->max_requests && sb_load(&s->requests) >= w->rt->max_requests)
-		atomic_store(&worker_draining, 1); /* logged by worker_idle_point */
+	worker_check_max_requests(w->rt);
 }
 
 /* Parse and answer the buffered requests in order, while the output queue

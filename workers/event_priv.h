@@ -35,6 +35,7 @@ struct ev_worker {
 	bool listening; /* listen sockets are in epfd */
 	bool draining;
 	uint64_t drain_deadline_ns;
+	uint64_t idle_close_ns; /* draining: when idle keep-alive connections close */
 	uint64_t now_ns; /* taken after each wait: the loop's clock */
 	uint64_t next_tick_ns, paused_until_ns;
 	unsigned nconns, cap;

@@ -25,6 +25,8 @@ extern atomic_int worker_draining;
  * master's commands, heap figures, max_requests, parent still alive.
  * Cheap enough to call per request. */
 void worker_idle_point(struct worker_rt *rt);
+/* max_requests reached: log it once and start draining. */
+void worker_check_max_requests(struct worker_rt *rt);
 /* Poll timeout that keeps the heartbeat fresh well within conf->timeout. */
 int worker_tick_ms(const struct drover_conf *conf);
 

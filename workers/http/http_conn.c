@@ -107,6 +107,18 @@ static bool draining(const struct http_conn *c)
 	return atomic_load_explicit(c->env->draining, memory_order_relaxed) != 0;
 }
 
+/* The connection ends after this response: the worker drains, or this
+ * request brings it to max_requests (counting those in flight, so that in the
+ * thread model the last few all say so). */
+static bool last_response(const struct http_conn *c)
+{
+	uint64_t max = c->env->max_requests;
+	const struct sb_slot *s = c->env->slot;
+	return draining(c) ||
+	       (max && sb_load((_Atomic uint64_t *)&s->requests) +
+				atomic_load_explicit(&s->inflight, memory_order_relaxed) >= max);
+}
+
 /* Hand c->head and c->body to the io layer in one call, then forget them. */
 static int flush_out(struct http_conn *c)
 {
@@ -130,13 +142,10 @@ static int flush_out(struct http_conn *c)
 /* Put the response head in c->head.  known: the whole body length, or -1. */
 static int put_head(struct http_conn *c, long long known)
 {
-	/* A drain that began while the app ran: tell the client this is the
-	 * last response, so it does not reuse a connection about to close. */
-	if (draining(c))
-		c->resp.keep_alive = false;
 	/* A drain that began while the app ran still makes this the last
-	 * response of the connection, and says so. */
-	if (draining(c))
+	 * response of the connection, and says so, so that the client does not
+	 * reuse a connection about to close. */
+	if (last_response(c))
 		c->resp.keep_alive = false;
 	if (http_response_head(&c->resp, &c->head, c->hp.http_minor, known) < 0)
 		return -1;
@@ -334,7 +343,7 @@ static void setup_exchange(struct http_conn *c, bool parsed)
 	c->dresp.server = c;
 	bool head = q->method.len == 4 && memcmp(q->method.ptr, "HEAD", 4) == 0;
 	bool ka = c->hp.keep_alive && c->env->keepalive_ok && c->env->conf->keepalive > 0 &&
-		  !draining(c);
+		  !last_response(c);
 	http_response_init(&c->resp, head, ka);
 	c->head_on_wire = c->continue_sent = c->client_gone = false;
 	c->bytes_out = 0;

@@ -28,6 +28,7 @@ struct conn_env {
 	struct sb_slot *slot;
 	atomic_int *draining; /* set when the worker stops accepting */
 	struct access_log *alog; /* NULL: access log off */
+	uint64_t max_requests; /* the worker's limit (jitter added), 0: none */
 	bool keepalive_ok; /* the model keeps connections open between requests */
 };
 
