@@ -1,5 +1,5 @@
-/* The master's error log: gunicorn-style lines "[time] [pid] [LEVEL] text",
- * each one write(2) on fd 2 so concurrent writers never interleave. */
+/* The master's error log: the workers' line format (worker_log_write), the
+ * level filter, and opening the file as fd 2 (again on USR1). */
 #include "log.h"
 
 #include <errno.h>
@@ -7,37 +7,21 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-int log_level = LOG_INFO_;
+#include "workers/worker.h"
 
-static const char *const names[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
+int log_level = LOG_INFO_;
 
 void log_msg(int level, const char *fmt, ...)
 {
 	if (level < log_level)
 		return;
-	int saved = errno; /* %m in fmt refers to the caller's errno */
-	char line[4096];
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(line, sizeof(line), "[%Y-%m-%d %H:%M:%S +0000] ", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, "[%d] [%s] ", (int)getpid(),
-			      names[level < 0 ? 0 : level > 4 ? 4 : level]);
+	int saved = errno; /* a caller's strerror(errno) argument was taken already */
 	va_list ap;
 	va_start(ap, fmt);
-	errno = saved;
-	int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	worker_log_write(level, fmt, ap);
 	va_end(ap);
-	n = m < 0 ? n : n + (size_t)m;
-	if (n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
-	ssize_t w = write(2, line, n);
-	(void)w;
 	errno = saved;
 }
 

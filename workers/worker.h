@@ -4,6 +4,7 @@
 #ifndef DROVER_WORKER_H
 #define DROVER_WORKER_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -50,6 +51,10 @@ struct worker_args {
 /* Run a worker to its end; returns an enum worker_exit.  Called in the child
  * right after fork. */
 int worker_run(const struct worker_args *a);
+
+/* Write one error-log line "[time] [pid] [LEVEL] text" to fd 2: the format
+ * the master's log shares with the workers'. */
+void worker_log_write(int level, const char *fmt, va_list ap);
 
 /* Whether this build has the worker model (enum WORKER_SYNC ...). */
 int worker_model_available(int worker_class);
