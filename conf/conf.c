@@ -339,6 +339,15 @@ static int check_bind(const char *v, char *why, size_t n)
 
 static int check_metrics_bind(const char *v, char *why, size_t n)
 {
+	/* A bare PORT (or :PORT) means loopback: metrics are not for the world. */
+	const char *p = v[0] == ':' ? v + 1 : v;
+	if (*p && strspn(p, "0123456789") == strlen(p)) {
+		char r[CONF_ERR_MAX / 2];
+		if (!check_port(p, r, sizeof(r)))
+			return 0;
+		snprintf(why, n, "'%s': %s", v, r);
+		return -1;
+	}
 	return *v ? check_address(v, false, why, n) : 0;
 }
 

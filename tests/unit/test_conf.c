@@ -767,8 +767,25 @@ static void test_contrib_ini(void)
 	free(want);
 }
 
+static void test_metrics_bind_port_alone(void)
+{
+	/* A bare port means loopback; the port is still checked. */
+	struct drover_conf c;
+	char err[CONF_ERR_MAX];
+	memset(&c, 0, sizeof(c));
+	conf_defaults(&c);
+	CHECK(conf_set(&c, NULL, "metrics_bind", "9100", true, err) == 0);
+	CHECK(conf_set(&c, NULL, "metrics_bind", ":9100", true, err) == 0);
+	CHECK(conf_set(&c, NULL, "metrics_bind", "127.0.0.1:9100", true, err) == 0);
+	CHECK(conf_set(&c, NULL, "metrics_bind", "99999", true, err) < 0);
+	CHECK(strstr(err, "port") != NULL);
+	CHECK(conf_set(&c, NULL, "metrics_bind", "unix:/x", true, err) < 0);
+	conf_free(&c);
+}
+
 int main(void)
 {
+	RUN(test_metrics_bind_port_alone);
 	if (!mkdtemp(tmpdir)) {
 		perror("mkdtemp");
 		return 1;
