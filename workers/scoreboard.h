@@ -119,7 +119,7 @@ static inline void sb_set_state(struct sb_slot *s, enum sb_state st)
 void sb_request_done(struct sb_slot *s, int status, uint64_t duration_ns, uint64_t bytes_out);
 
 /* Master-side read. */
-static inline uint64_t sb_load(_Atomic uint64_t *p)
+static inline uint64_t sb_load(const _Atomic uint64_t *p)
 {
 	return atomic_load_explicit(p, memory_order_acquire);
 }

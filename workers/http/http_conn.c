@@ -115,7 +115,7 @@ static bool last_response(const struct http_conn *c)
 	uint64_t max = c->env->max_requests;
 	const struct sb_slot *s = c->env->slot;
 	return draining(c) ||
-	       (max && sb_load((_Atomic uint64_t *)&s->requests) +
+	       (max && sb_load(&s->requests) +
 				atomic_load_explicit(&s->inflight, memory_order_relaxed) >= max);
 }
 
