@@ -1,7 +1,8 @@
 /* The worker runtime common to every model: undo what the master left in the
  * forked process (signal handlers, fds, environment), tie the worker's life
  * to the master's, load and start the app, then run the chosen model and
- * stop the app.  Signal handlers only set flags, except the fast-stop one. */
+ * stop the app.  Signal handlers only set flags, except fast stop (_exit) and
+ * the stack dump (backtrace_symbols_fd, primed at boot so it is signal-safe). */
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
