@@ -75,26 +75,30 @@ static int resolve(struct worker_listener *l, struct sockaddr_storage *ss, sockl
 	return 0;
 }
 
-static int open_unix(struct worker_listener *l, int backlog, char *err, size_t errlen)
+/* bind + listen on a fresh socket; on failure close it and say why. */
+static int bind_listen(struct worker_listener *l, int fd, const struct sockaddr *sa,
+		       socklen_t sl, int backlog, char *err, size_t errlen)
 {
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	snprintf(un.sun_path, sizeof(un.sun_path), "%s", l->name + 5);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		goto fail;
-	/* A stale socket file from a crashed run would make bind fail. */
-	struct stat st;
-	if (lstat(un.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(un.sun_path);
-	if (bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0 || listen(fd, backlog) < 0)
-		goto fail;
-	l->fd = fd;
-	return 0;
-fail:
+	if (fd >= 0 && bind(fd, sa, sl) == 0 && listen(fd, backlog) == 0) {
+		l->fd = fd;
+		return 0;
+	}
 	snprintf(err, errlen, "cannot listen on %s: %s", l->name, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	return -1;
+}
+
+static int open_unix(struct worker_listener *l, int backlog, char *err, size_t errlen)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s", l->name + 5);
+	/* A stale socket file from a crashed run would make bind fail. */
+	struct stat st;
+	if (lstat(un.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(un.sun_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	return bind_listen(l, fd, (struct sockaddr *)&un, sizeof(un), backlog, err, errlen);
 }
 
 static int open_tcp(struct worker_listener *l, int backlog, char *err, size_t errlen)
@@ -104,15 +108,15 @@ static int open_tcp(struct worker_listener *l, int backlog, char *err, size_t er
 	if (resolve(l, &ss, &sl, err, errlen) < 0)
 		return -1;
 	int fd = socket(l->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		goto fail;
 	int one = 1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		goto fail;
-	if (l->family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, backlog) < 0)
-		goto fail;
+	if (fd >= 0) {
+		/* Failing options cost performance or a restart delay, not service. */
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (l->family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	if (bind_listen(l, fd, (struct sockaddr *)&ss, sl, backlog, err, errlen) < 0)
+		return -1;
 	/* HTTP clients speak first: have accept() return a connection only once
 	 * its request bytes arrived, which saves every model a wakeup and the
 	 * sync model a failed read plus a poll per request (nginx's deferred). */
@@ -126,13 +130,7 @@ static int open_tcp(struct worker_listener *l, int backlog, char *err, size_t er
 						? ((struct sockaddr_in6 *)&got)->sin6_port
 						: ((struct sockaddr_in *)&got)->sin_port);
 	}
-	l->fd = fd;
 	return 0;
-fail:
-	snprintf(err, errlen, "cannot listen on %s: %s", l->name, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
 }
 
 static int take_from(struct listeners *prev, struct worker_listener *l)
