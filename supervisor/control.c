@@ -56,6 +56,17 @@ static void client_close(struct ctl_client *c)
 		if (srv->c[i] == c)
 			srv->c[i] = NULL;
 	free(c);
+	/* A slot is free again: let the clients waiting in the backlog in. */
+	if (!ev_is_active(&srv->io) && srv->fd >= 0)
+		ev_io_start(srv->ar->loop, &srv->io);
+}
+
+static bool server_full(const struct ctl_server *srv)
+{
+	for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
+		if (!srv->c[i])
+			return false;
+	return true;
 }
 
 static bool pending(const struct ctl_client *c)
@@ -212,6 +223,12 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	for (int k = 0; k < 64; k++) { /* bounded: other watchers get their turn */
+		if (server_full(srv)) {
+			/* Leave the rest in the kernel's backlog (bounded by listen())
+			 * rather than accept and reset them; resumed by client_close. */
+			ev_io_stop(srv->ar->loop, &srv->io);
+			return;
+		}
 		int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
