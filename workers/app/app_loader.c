@@ -3,6 +3,7 @@
 #include "app_loader.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool app_is_python(const char *spec)
@@ -47,4 +48,5 @@ void app_worker_stop(struct app *a)
 		a->handler->shutdown(a->app_data);
 	if (a->unload)
 		a->unload(a);
+	free(a); /* the worker's own copy, even of a preloaded app */
 }

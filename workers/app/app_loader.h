@@ -43,6 +43,6 @@ struct app *app_wsgi_load(const struct drover_conf *conf, const char *spec, char
 
 /* In the worker: after_fork, then handler->init.  0, or -1 with err. */
 int app_worker_start(struct app *a, char *err, size_t errlen);
-/* In the worker, at its end: handler->shutdown, then unload. */
+/* In the worker, at its end: handler->shutdown, then unload; frees a. */
 void app_worker_stop(struct app *a);
 #endif
