@@ -78,7 +78,7 @@ static ssize_t ec_fill(struct http_conn *c, double timeout)
 	return -1;
 }
 
-static const struct conn_io ec_io = {ec_fill, ec_send};
+static const struct conn_io ec_io = {ec_fill, ec_send, NULL}; /* writes are queued */
 
 /* Read what the socket has, in one recv unless it came back full.  Bytes
  * read (0: nothing now; EOF sets peer_eof), or -1 on an error. */

@@ -44,7 +44,14 @@ static int tio_send(struct http_conn *c, const struct iovec *iov, int iovcnt)
 	return rc;
 }
 
-static const struct conn_io thread_io = {tio_fill, tio_send};
+static int tio_sendfile(struct http_conn *c, int fd, off_t off, size_t len)
+{
+	int rc = conn_blocking_sendfile(c, fd, off, len);
+	atomic_store_explicit(c->heartbeat, sb_now_ns(), memory_order_relaxed);
+	return rc;
+}
+
+static const struct conn_io thread_io = {tio_fill, tio_send, tio_sendfile};
 
 static void arm(struct tconn *tc)
 {

@@ -3,8 +3,10 @@
  * one recv and a response one sendmsg, and poll() runs only when the peer is
  * slow, bounding each wait by a timeout. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,7 +92,30 @@ static int blocking_send(struct http_conn *c, const struct iovec *iov_in, int io
 	return 0;
 }
 
-const struct conn_io conn_io_blocking = {blocking_fill, blocking_send};
+/* sendfile(2) has no MSG_DONTWAIT: the socket is made non-blocking for the
+ * call, so that a stalled client is bounded by read_timeout like any send. */
+int conn_blocking_sendfile(struct http_conn *c, int fd, off_t off, size_t len)
+{
+	int fl = fcntl(c->fd, F_GETFL);
+	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	int rc = 0;
+	while (len > 0 && rc == 0) {
+		ssize_t n = sendfile(c->fd, fd, &off, len);
+		if (n > 0)
+			len -= (size_t)n;
+		else if (n == 0)
+			rc = -1; /* the file is shorter than announced */
+		else if (errno != EINTR && (errno != EAGAIN ||
+					    wait_fd(c->fd, POLLOUT, c->env->conf->read_timeout) < 0))
+			rc = -1;
+	}
+	if (fcntl(c->fd, F_SETFL, fl) < 0)
+		rc = -1;
+	return rc;
+}
+
+const struct conn_io conn_io_blocking = {blocking_fill, blocking_send, conn_blocking_sendfile};
 
 void http_conn_close(struct http_conn *c)
 {

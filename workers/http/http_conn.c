@@ -200,10 +200,33 @@ static int resp_write(struct drover_response *r, const void *buf, size_t len)
 	return flush_out(c);
 }
 
+/* Zero-copy when the io layer can and the bytes go out raw: the length was
+ * announced (or the body is close-delimited), not chunked, not HEAD. */
+static int sendfile_direct(struct http_conn *c, int fd, off_t off, size_t len)
+{
+	if (!c->head_on_wire && start_streaming(c) < 0)
+		return -1;
+	struct http_response *r = &c->resp;
+	if (r->has_length && (unsigned long long)r->content_length - r->body_sent < len)
+		return -1; /* past the announced Content-Length */
+	if (c->io->sendfile(c, fd, off, len) < 0) {
+		c->client_gone = true;
+		return -1;
+	}
+	r->body_sent += len;
+	c->bytes_out += len;
+	return 0;
+}
+
 static int resp_sendfile(struct drover_response *r, int fd, off_t off, size_t len)
 {
-	/* Portable path through the body buffer; models with a zero-copy path
-	 * (blocking sockets, known length) take over in conn_io.c. */
+	struct http_conn *c = r->server;
+	if (c->client_gone)
+		return -1;
+	bool raw = c->head_on_wire ? !c->resp.chunked : c->resp.has_length;
+	if (c->io->sendfile && raw && !c->resp.head_request)
+		return sendfile_direct(c, fd, off, len);
+	/* Otherwise copy through the body buffer (chunk framing, event model). */
 	char buf[65536];
 	while (len > 0) {
 		ssize_t n = pread(fd, buf, len < sizeof(buf) ? len : sizeof(buf), off);

@@ -40,6 +40,10 @@ struct conn_io {
 	/* Send all of iov (or queue it, for the event model).  0, or -1 if the
 	 * client went away or stalled past the timeout. */
 	int (*send)(struct http_conn *c, const struct iovec *iov, int iovcnt);
+	/* Optional: send len bytes of file fd from off straight from the page
+	 * cache (sendfile(2)).  0, or -1 as send.  NULL: the file is copied
+	 * through the body buffer instead. */
+	int (*sendfile)(struct http_conn *c, int fd, off_t off, size_t len);
 };
 
 struct http_conn {
@@ -105,4 +109,5 @@ void http_conn_close(struct http_conn *c);
 /* The blocking I/O of the sync and thread models: recv/send with MSG_DONTWAIT
  * and poll() only when the socket is not ready. */
 extern const struct conn_io conn_io_blocking;
+int conn_blocking_sendfile(struct http_conn *c, int fd, off_t off, size_t len);
 #endif
