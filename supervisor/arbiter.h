@@ -1,6 +1,7 @@
-/* The master: one libev default loop turning signals, child exits and a
- * periodic tick into state changes of the pool (running, reloading, stopping),
- * and the pool bookkeeping that spawn.c and the tick act on. */
+/* The master: one libev default loop.  Signals become events of the master's
+ * state table; child exits are reaped into the pool; one periodic tick runs
+ * measure (sampler) -> decide (stall ...) -> act (pool).  The control socket
+ * and the metrics listener (started by main) ask for the same events. */
 #ifndef DROVER_ARBITER_H
 #define DROVER_ARBITER_H
 
@@ -12,13 +13,28 @@
 #include "conf/conf.h"
 #include "supervisor/cli.h"
 #include "supervisor/listen.h"
-#include "workers/scoreboard.h"
-#include "workers/worker.h"
+#include "supervisor/pool.h"
 
 enum master_state {
 	MASTER_RUNNING,
+	MASTER_RELOADING, /* building the new configuration (HUP, ctl reload) */
+	MASTER_UPGRADING, /* a new binary is taking over (USR2; not built yet) */
 	MASTER_GRACEFUL_STOP, /* TERM: workers drain, then the master exits */
 	MASTER_FAST_STOP, /* INT/QUIT: workers are told to quit now */
+	MASTER_NSTATES,
+};
+
+/* What the master is asked to do, by a signal or the control socket. */
+enum master_event {
+	MEV_GROW, /* TTIN, ctl incr */
+	MEV_SHRINK, /* TTOU, ctl decr */
+	MEV_RELOAD, /* HUP, ctl reload */
+	MEV_GRACEFUL_STOP, /* TERM, ctl stop */
+	MEV_FAST_STOP, /* INT, QUIT, ctl stop fast */
+	MEV_REOPEN_LOGS, /* USR1 */
+	MEV_PAUSE, /* WINCH: no workers, the master stays */
+	MEV_UPGRADE, /* USR2 */
+	MEV_N,
 };
 
 enum master_exit {
@@ -29,22 +45,8 @@ enum master_exit {
 	MASTER_EXIT_APP_LOAD = 4, /* the app cannot be loaded */
 };
 
-struct worker_rec {
-	pid_t pid; /* 0: record unused */
-	unsigned no;
-	uint32_t generation;
-	struct sb_slot *slot;
-	uint64_t spawned_ns;
-	uint64_t stop_ns; /* when we asked it to stop (TERM), 0 if not */
-	uint64_t kill_ns; /* when SIGABRT/SIGKILL went out for a timeout */
-	bool booted; /* it reported ready once */
-};
-
-struct sampler; /* sample.h */
-struct control; /* control.h */
-struct metrics_http; /* metrics.h */
-struct notify; /* notify.h */
-#define ARBITER_MAX_CLOSE_FDS 64
+struct sampler;
+struct notify;
 
 struct arbiter {
 	struct ev_loop *loop;
@@ -52,51 +54,33 @@ struct arbiter {
 	int exit_status;
 	struct drover_conf conf;
 	const struct cli *cli;
-	uint32_t generation;
-	unsigned target; /* workers wanted */
 	struct listeners ls;
-	struct scoreboard *sb;
-	struct worker_rec w[SB_MAX_SLOTS];
-	struct app *preloaded;
-	int access_fd;
-	/* boot failures in a row, and when the next spawn may happen */
-	unsigned boot_failures;
-	bool gen_booted; /* a worker of the current generation became ready */
-	bool spawn_blocked; /* the new configuration's app cannot load */
-	uint64_t next_spawn_ns;
-	uint64_t stop_deadline_ns;
-	ev_signal sig[10];
+	struct pool pool; /* the workers, the target, the generation */
+	struct sampler *sampler; /* measurements, refreshed by the tick */
+	struct notify *notify; /* sd_notify, NULL without memory */
+	ev_signal sig[16];
 	ev_child child;
 	ev_timer tick;
-	ev_prepare manage;
-	bool manage_pending;
-	/* observation: sampler, control socket, metrics listener, sd_notify */
-	struct sampler *sampler;
-	struct control *control;
-	struct metrics_http *mhttp;
-	struct notify *notify;
-	int close_fds[ARBITER_MAX_CLOSE_FDS]; /* master-only fds a worker closes first */
-	size_t nclose_fds;
 };
 
 /* (Re)open the access log of ar->conf for the workers forked from now on. */
 void arbiter_reopen_access_log(struct arbiter *ar);
 
+/* Set up the loop, the watchers and the sampler (before the "never exit"
+ * line in main).  0, or -errno. */
+int arbiter_init(struct arbiter *ar);
 /* Run the master until it stops; returns the exit status. */
 int arbiter_run(struct arbiter *ar);
+void arbiter_fini(struct arbiter *ar);
 
-/* Actions for the control socket, through the same paths as the signals. */
-void arbiter_set_target(struct arbiter *ar, unsigned n);
-void arbiter_reload(struct arbiter *ar);
+/* Operator actions of the control socket, through the same paths as the
+ * signals.  set_target returns the target in force. */
+unsigned arbiter_set_target(struct arbiter *ar, unsigned n);
+/* 0, or -1 if the new configuration was refused (logged). */
+int arbiter_reload(struct arbiter *ar);
 void arbiter_stop(struct arbiter *ar, bool graceful);
 /* Graceful replacement of one worker: -ESRCH if pid is not a live worker. */
 int arbiter_recycle(struct arbiter *ar, pid_t pid);
-
-/* spawn.c: fork one worker into a free slot.  0, or -1 (logged). */
-int spawn_worker(struct arbiter *ar);
-/* Ask a worker to stop: graceful (TERM, drain) or fast (QUIT). */
-void spawn_stop(struct arbiter *ar, struct worker_rec *w, bool graceful);
-/* Live workers, optionally only those of the current generation not
- * stopping. */
-unsigned pool_count(const struct arbiter *ar, bool current_only);
+/* Bring ar->sampler's master and scoreboard figures up to now (renderers). */
+void arbiter_refresh_sample(struct arbiter *ar);
 #endif

@@ -1,281 +1,34 @@
-/* The control socket and the bounded client machinery it shares with the
- * metrics listener.  Nothing a client sends can stall the master: sockets
- * are non-blocking, input is capped per client, at most CTL_MAX_CLIENTS are
- * served, each holds one answer at a time, and silent ones are closed. */
+/* The control protocol: one command line in, one line of JSON out, over the
+ * control socket (a unix stream socket, mode 0600, peers checked with
+ * SO_PEERCRED) served by ctlsrv.c on the master's loop.  Commands come from
+ * the table control_cmds[]; their actions go through the arbiter, the same
+ * paths as the signals. */
 #include "supervisor/control.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "supervisor/arbiter.h"
+#include "supervisor/ctlsrv.h"
 #include "supervisor/log.h"
-#include "supervisor/sample.h"
+#include "supervisor/metrics.h"
+#include "supervisor/status.h"
 
 struct control {
 	struct ctl_server srv;
+	struct listen_file file; /* the socket file we created */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
-
-void obs_track_fd(struct arbiter *ar, int fd, bool add)
-{
-	for (size_t i = 0; i < ar->nclose_fds; i++) {
-		if (ar->close_fds[i] == fd) {
-			if (!add)
-				ar->close_fds[i] = ar->close_fds[--ar->nclose_fds];
-			return;
-		}
-	}
-	if (add && ar->nclose_fds < ARBITER_MAX_CLOSE_FDS)
-		ar->close_fds[ar->nclose_fds++] = fd;
-}
-
-/* ---- clients ---- */
-
-static void client_close(struct ctl_client *c)
-{
-	struct ctl_server *srv = c->srv;
-	ev_io_stop(srv->ar->loop, &c->io);
-	ev_timer_stop(srv->ar->loop, &c->idle);
-	obs_track_fd(srv->ar, c->fd, false);
-	/* Unread input makes close() reset the connection, and the peer may
-	 * lose the answer it has not read yet: discard what is there (bounded,
-	 * never waiting) after shutting our side. */
-	char sink[4096];
-	shutdown(c->fd, SHUT_WR);
-	for (int k = 0; k < 16 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; k++)
-		;
-	close(c->fd);
-	mbuf_free(&c->out);
-	for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
-		if (srv->c[i] == c)
-			srv->c[i] = NULL;
-	free(c);
-	/* A slot is free again: let the clients waiting in the backlog in. */
-	if (!ev_is_active(&srv->io) && srv->fd >= 0)
-		ev_io_start(srv->ar->loop, &srv->io);
-}
-
-static bool server_full(const struct ctl_server *srv)
-{
-	for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
-		if (!srv->c[i])
-			return false;
-	return true;
-}
-
-static bool pending(const struct ctl_client *c)
-{
-	return c->outoff < c->out.len;
-}
-
-/* Watch for reading while no answer is pending, for writing while one is. */
-static void client_rearm(struct ctl_client *c)
-{
-	int want = pending(c) ? EV_WRITE : EV_READ;
-	if ((c->io.events & (EV_READ | EV_WRITE)) == want)
-		return;
-	ev_io_stop(c->srv->ar->loop, &c->io);
-	ev_io_set(&c->io, c->fd, want);
-	ev_io_start(c->srv->ar->loop, &c->io);
-}
-
-/* Write what the socket takes.  false if the client was closed. */
-static bool client_flush(struct ctl_client *c)
-{
-	while (pending(c)) {
-		ssize_t n = send(c->fd, c->out.p + c->outoff, c->out.len - c->outoff, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0) {
-			client_close(c);
-			return false;
-		}
-		c->outoff += (size_t)n;
-		ev_timer_again(c->srv->ar->loop, &c->idle); /* a slow reader is not idle */
-	}
-	if (!pending(c)) {
-		c->out.len = c->outoff = 0;
-		c->out.failed = false;
-		if (c->close_after || c->eof) {
-			client_close(c);
-			return false;
-		}
-	}
-	client_rearm(c);
-	return true;
-}
-
-void ctl_client_send(struct ctl_client *c, const char *p, size_t n)
-{
-	mbuf_put(&c->out, p, n);
-}
-
-void ctl_client_consume(struct ctl_client *c, size_t n)
-{
-	n = n < c->inlen ? n : c->inlen;
-	memmove(c->in, c->in + n, c->inlen - n);
-	c->inlen -= n;
-}
-
-/* Let the protocol answer, then write; the protocol is called again after a
- * flush so pipelined commands are served one answer at a time. */
-static void client_serve(struct ctl_client *c)
-{
-	while (!pending(c) && !c->close_after) {
-		size_t before = c->inlen;
-		c->srv->on_input(c->srv, c);
-		if (!pending(c) && (c->inlen == before || c->close_after))
-			break;
-		if (!client_flush(c))
-			return;
-	}
-	if (!pending(c) && (c->eof || c->close_after)) {
-		client_close(c);
-		return;
-	}
-	client_rearm(c);
-}
-
-static void client_read(struct ctl_client *c)
-{
-	ssize_t n = recv(c->fd, c->in + c->inlen, CTL_IN_CAP - c->inlen, 0);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	if (n < 0) {
-		client_close(c);
-		return;
-	}
-	if (n == 0)
-		c->eof = true;
-	c->inlen += (size_t)n;
-	ev_timer_again(c->srv->ar->loop, &c->idle);
-	client_serve(c);
-}
-
-static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct ctl_client *c = w->data;
-	(void)loop;
-	if (revents & EV_WRITE) {
-		if (client_flush(c) && !pending(c))
-			client_serve(c);
-	} else if (revents & EV_READ) {
-		client_read(c);
-	}
-}
-
-static void on_client_idle(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	(void)loop;
-	(void)revents;
-	client_close(t->data);
-}
-
-static bool peer_allowed(int fd)
-{
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		return false;
-	return cr.uid == 0 || cr.uid == geteuid();
-}
-
-static void client_add(struct ctl_server *srv, int fd)
-{
-	size_t i = 0;
-	while (i < CTL_MAX_CLIENTS && srv->c[i])
-		i++;
-	struct ctl_client *c = i < CTL_MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
-	if (!c) {
-		static uint64_t last_warn_ns; /* a flood must not flood the log too */
-		uint64_t now = sb_now_ns();
-		if (now - last_warn_ns > 10000000000ull) {
-			last_warn_ns = now;
-			log_warn("%s: refusing clients (%s)", srv->what,
-				 i < CTL_MAX_CLIENTS ? strerror(errno) : "too many clients");
-		}
-		close(fd);
-		return;
-	}
-	*c = (struct ctl_client){.srv = srv, .fd = fd};
-	mbuf_init(&c->out, CTL_OUT_MAX);
-	srv->c[i] = c;
-	obs_track_fd(srv->ar, fd, true);
-	ev_io_init(&c->io, on_client_io, fd, EV_READ);
-	c->io.data = c;
-	ev_io_start(srv->ar->loop, &c->io);
-	ev_timer_init(&c->idle, on_client_idle, 0, CTL_IDLE_S);
-	c->idle.data = c;
-	ev_timer_again(srv->ar->loop, &c->idle);
-}
-
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct ctl_server *srv = w->data;
-	(void)loop;
-	(void)revents;
-	for (int k = 0; k < 64; k++) { /* bounded: other watchers get their turn */
-		if (server_full(srv)) {
-			/* Leave the rest in the kernel's backlog (bounded by listen())
-			 * rather than accept and reset them; resumed by client_close. */
-			ev_io_stop(srv->ar->loop, &srv->io);
-			return;
-		}
-		int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_warn("%s: accept: %s", srv->what, strerror(errno));
-			return;
-		}
-		if (srv->check_peer && !peer_allowed(fd)) {
-			static const char msg[] = "{\"ok\":false,\"error\":\"permission denied\"}\n";
-			(void)!send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-			log_warn("%s: refused a client of another user", srv->what);
-			close(fd);
-			continue;
-		}
-		client_add(srv, fd);
-	}
-}
-
-void ctl_server_start(struct ctl_server *srv, struct arbiter *ar, int fd, const char *what,
-		      bool check_peer, ctl_input_fn on_input)
-{
-	*srv = (struct ctl_server){.ar = ar, .what = what, .fd = fd, .check_peer = check_peer,
-				   .on_input = on_input};
-	obs_track_fd(ar, fd, true);
-	ev_io_init(&srv->io, on_accept, fd, EV_READ);
-	srv->io.data = srv;
-	ev_io_start(ar->loop, &srv->io);
-}
-
-void ctl_server_stop(struct ctl_server *srv)
-{
-	if (!srv->ar)
-		return;
-	for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
-		if (srv->c[i])
-			client_close(srv->c[i]);
-	ev_io_stop(srv->ar->loop, &srv->io);
-	obs_track_fd(srv->ar, srv->fd, false);
-	close(srv->fd);
-	srv->ar = NULL;
-}
 
 /* ---- the control protocol ---- */
 
 static void answer_error(struct ctl_client *c, const char *fmt, const char *arg)
 {
-	char msg[256];
+	char msg[1024];
 	snprintf(msg, sizeof(msg), fmt, arg);
 	mbuf_put(&c->out, "{\"ok\":false,\"error\":", 20);
 	mbuf_json_str(&c->out, msg);
@@ -317,16 +70,16 @@ static bool parse_num(const char *s, long lo, long hi, long *out)
 
 static void cmd_status(struct ctl_client *c, struct arbiter *ar, const char *arg)
 {
-	sampler_note_master(ar, sb_now_ns());
+	arbiter_refresh_sample(ar);
 	if (arg && strcmp(arg, "table") == 0) {
-		answer_text(c, ar, metrics_status_table);
+		answer_text(c, ar, status_table);
 		return;
 	}
 	if (arg) {
 		answer_error(c, "status takes no argument but 'table', got '%.64s'", arg);
 		return;
 	}
-	metrics_status_json(ar->sampler, &c->out);
+	status_json(ar->sampler, &c->out);
 	mbuf_put(&c->out, "\n", 1);
 	if (c->out.failed) {
 		c->out.len = 0;
@@ -335,25 +88,41 @@ static void cmd_status(struct ctl_client *c, struct arbiter *ar, const char *arg
 	}
 }
 
-static void cmd_pool(struct ctl_client *c, struct arbiter *ar, const char *cmd, const char *arg)
+static bool refuse_stopping(struct ctl_client *c, struct arbiter *ar, const char *cmd)
+{
+	if (ar->state == MASTER_RUNNING)
+		return false;
+	answer_error(c, "%s: the master is stopping", cmd);
+	return true;
+}
+
+static void cmd_workers(struct ctl_client *c, struct arbiter *ar, const char *arg)
 {
 	long n;
-	if (ar->state != MASTER_RUNNING) {
-		answer_error(c, "%s: the master is stopping", cmd);
+	if (refuse_stopping(c, ar, "workers"))
+		return;
+	if (!parse_num(arg, 0, POOL_MAX_TARGET, &n)) {
+		answer_error(c, "usage: workers N (0..%s)", "512");
 		return;
 	}
-	if (strcmp(cmd, "workers") == 0) {
-		if (!parse_num(arg, 0, SB_MAX_SLOTS / 2, &n)) {
-			answer_error(c, "usage: workers N (0..%s)", "512");
-			return;
-		}
-		arbiter_set_target(ar, (unsigned)n);
-	} else if (strcmp(cmd, "incr") == 0) {
-		arbiter_set_target(ar, ar->target + 1);
-	} else if (ar->target > 1) { /* decr keeps one, as TTOU does */
-		arbiter_set_target(ar, ar->target - 1);
-	}
-	answer_ok(c, "target", (long)ar->target);
+	answer_ok(c, "target", (long)arbiter_set_target(ar, (unsigned)n));
+}
+
+static void cmd_incr(struct ctl_client *c, struct arbiter *ar, const char *arg)
+{
+	(void)arg;
+	if (!refuse_stopping(c, ar, "incr"))
+		answer_ok(c, "target", (long)arbiter_set_target(ar, ar->pool.target + 1));
+}
+
+static void cmd_decr(struct ctl_client *c, struct arbiter *ar, const char *arg)
+{
+	(void)arg;
+	if (refuse_stopping(c, ar, "decr"))
+		return;
+	if (ar->pool.target > 1) /* decr keeps one, as TTOU does */
+		arbiter_set_target(ar, ar->pool.target - 1);
+	answer_ok(c, "target", (long)ar->pool.target);
 }
 
 static void cmd_recycle(struct ctl_client *c, struct arbiter *ar, const char *arg)
@@ -370,39 +139,103 @@ static void cmd_recycle(struct ctl_client *c, struct arbiter *ar, const char *ar
 	answer_ok(c, "recycled", pid);
 }
 
+static void cmd_metrics(struct ctl_client *c, struct arbiter *ar, const char *arg)
+{
+	(void)arg;
+	arbiter_refresh_sample(ar);
+	answer_text(c, ar, metrics_prometheus);
+}
+
+static void cmd_reload(struct ctl_client *c, struct arbiter *ar, const char *arg)
+{
+	(void)arg;
+	if (arbiter_reload(ar) < 0)
+		answer_error(c, "%s", "reload failed: the running configuration is kept (see the log)");
+	else
+		answer_ok(c, "generation", (long)ar->pool.generation);
+}
+
+static void cmd_stop(struct ctl_client *c, struct arbiter *ar, const char *arg)
+{
+	answer_ok(c, "stopping", 1);
+	c->close_after = true;
+	arbiter_stop(ar, !arg);
+}
+
+static void cmd_ping(struct ctl_client *c, struct arbiter *ar, const char *arg)
+{
+	(void)ar;
+	(void)arg;
+	answer_ok(c, "pid", (long)getpid());
+}
+
+/* The commands: the dispatcher, the error for an unknown one and
+ * `drover ctl --help` all come from this table.  arg: NULL if the command
+ * takes no argument, else what it takes ("[fast]": optional, and the only
+ * word allowed). */
+const struct control_cmd control_cmds[] = {
+	{"status", "[table]", "the master and its workers (a table with 'table')", cmd_status},
+	{"metrics", NULL, "Prometheus text exposition", cmd_metrics},
+	{"workers", "N", "set the number of workers wanted", cmd_workers},
+	{"incr", NULL, "one worker more", cmd_incr},
+	{"decr", NULL, "one worker fewer (at least one stays)", cmd_decr},
+	{"recycle", "PID", "replace a worker: the new one accepts before the old one drains",
+	 cmd_recycle},
+	{"reload", NULL, "re-read the configuration and replace the workers (as HUP)", cmd_reload},
+	{"stop", "[fast]", "graceful stop (as TERM), or fast (as QUIT)", cmd_stop},
+	{"ping", NULL, "the master's pid", cmd_ping},
+};
+const size_t control_ncmds = sizeof(control_cmds) / sizeof(control_cmds[0]);
+
+/* "status [table], metrics, workers N, ..." */
+void control_cmd_list(char *buf, size_t cap)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < control_ncmds && n < cap; i++) {
+		const struct control_cmd *k = &control_cmds[i];
+		int w = snprintf(buf + n, cap - n, "%s%s%s%s", i ? ", " : "", k->name,
+				 k->args ? " " : "", k->args ? k->args : "");
+		n += w > 0 ? (size_t)w : 0;
+	}
+}
+
+static const struct control_cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < control_ncmds; i++)
+		if (strcmp(control_cmds[i].name, name) == 0)
+			return &control_cmds[i];
+	return NULL;
+}
+
+/* An argument the command does not take: a bracketed one names its only word. */
+static bool arg_fits(const struct control_cmd *k, const char *arg)
+{
+	if (!arg || (k->args && k->args[0] != '['))
+		return true;
+	if (!k->args)
+		return false;
+	size_t n = strlen(arg);
+	return strcmp(k->args, "[table]") == 0 || (strncmp(k->args + 1, arg, n) == 0 &&
+						    k->args[n + 1] == ']');
+}
+
 static void dispatch(struct ctl_client *c, struct arbiter *ar, char *line)
 {
 	char *save = NULL, *cmd = strtok_r(line, " \t", &save);
 	char *arg = strtok_r(NULL, " \t", &save), *extra = strtok_r(NULL, " \t", &save);
 	if (!cmd)
 		return; /* empty line: no answer */
+	const struct control_cmd *k = find_cmd(cmd);
 	if (extra) {
 		answer_error(c, "too many arguments to '%.64s'", cmd);
-	} else if (strcmp(cmd, "status") == 0) {
-		cmd_status(c, ar, arg);
-	} else if (strcmp(cmd, "metrics") == 0) {
-		sampler_note_master(ar, sb_now_ns());
-		answer_text(c, ar, metrics_prometheus);
-	} else if (!strcmp(cmd, "workers") || !strcmp(cmd, "incr") || !strcmp(cmd, "decr")) {
-		cmd_pool(c, ar, cmd, arg);
-	} else if (strcmp(cmd, "recycle") == 0) {
-		cmd_recycle(c, ar, arg);
-	} else if (strcmp(cmd, "reload") == 0 && !arg) {
-		unsigned gen = ar->generation;
-		arbiter_reload(ar);
-		if (ar->generation == gen)
-			answer_error(c, "%s", "reload failed: the running configuration is kept (see the log)");
-		else
-			answer_ok(c, "generation", (long)ar->generation);
-	} else if (strcmp(cmd, "stop") == 0 && (!arg || !strcmp(arg, "fast"))) {
-		answer_ok(c, "stopping", 1);
-		c->close_after = true;
-		arbiter_stop(ar, !arg);
-	} else if (strcmp(cmd, "ping") == 0 && !arg) {
-		answer_ok(c, "pid", (long)getpid());
+	} else if (k && arg_fits(k, arg)) {
+		k->run(c, ar, arg);
 	} else {
-		answer_error(c, "unknown command '%.64s' (status [table], metrics, workers N, incr, "
-				"decr, recycle PID, reload, stop [fast], ping)", cmd);
+		char list[512], msg[600];
+		control_cmd_list(list, sizeof(list));
+		snprintf(msg, sizeof(msg), "unknown command '%.64s' (%s)", cmd, list);
+		answer_error(c, "%s", msg);
 	}
 }
 
@@ -428,7 +261,7 @@ static void control_input(struct ctl_server *srv, struct ctl_client *c)
 	if (len && line[len - 1] == '\r')
 		line[len - 1] = '\0';
 	ctl_client_consume(c, nl ? len + 1 : len);
-	dispatch(c, srv->ar, line);
+	dispatch(c, srv->ctx, line);
 }
 
 /* ---- the socket ---- */
@@ -446,77 +279,33 @@ void control_path(const char *control, const char *pidfile, char *buf, size_t ca
 		buf[0] = '\0';
 }
 
-/* A socket file left by a master that died is replaced; one that answers
- * belongs to a live master and is left alone. */
-static int claim_path(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	int r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	int err = errno;
-	close(fd);
-	if (r == 0 || err == EAGAIN || err == EINPROGRESS)
-		return -EADDRINUSE;
-	if (err == ECONNREFUSED && unlink(sa->sun_path) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-static int control_listen(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int r = claim_path(&sa);
-	if (r < 0)
-		return r;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	mode_t old = umask(0177); /* the file is born 0600: no window with wider rights */
-	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-int control_start(struct arbiter *ar)
+struct control *control_start(struct arbiter *ar)
 {
 	char path[sizeof(((struct control *)0)->path)];
 	control_path(ar->conf.control, ar->conf.pidfile, path, sizeof(path));
-	if (!path[0] || !ar->sampler)
-		return 0;
-	int fd = control_listen(path);
+	if (!path[0])
+		return NULL;
+	struct control *ctl = calloc(1, sizeof(*ctl));
+	int fd = ctl ? listen_private_unix(path, 16, &ctl->file) : -ENOMEM;
 	if (fd < 0) {
 		log_error("control socket %s: %s; running without it", path, strerror(-fd));
-		return -1;
-	}
-	struct control *ctl = calloc(1, sizeof(*ctl));
-	if (!ctl) {
-		close(fd);
-		unlink(path);
-		return -1;
+		free(ctl);
+		return NULL;
 	}
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
-	ar->control = ctl;
-	ctl_server_start(&ctl->srv, ar, fd, "control", true, control_input);
+	struct ctl_server_conf sc = {.loop = ar->loop, .fds = &ar->pool.env.master_fds, .ctx = ar,
+				     .what = "control", .check_peer = true,
+				     .on_input = control_input};
+	ctl_server_start(&ctl->srv, &sc, fd);
 	log_info("control socket at %s", path);
-	return 0;
+	return ctl;
 }
 
-void control_stop(struct arbiter *ar)
+void control_stop(struct control *ctl)
 {
-	struct control *ctl = ar->control;
 	if (!ctl)
 		return;
 	ctl_server_stop(&ctl->srv);
-	unlink(ctl->path);
+	listen_unlink_own(ctl->path, &ctl->file);
 	free(ctl);
-	ar->control = NULL;
 }

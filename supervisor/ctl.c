@@ -1,6 +1,6 @@
 /* `drover ctl`: the control socket's command-line client.  It finds the
- * socket (-s PATH, or from a config file's control/pidfile, or from a
- * pidfile), sends one command line, and prints the one-line JSON answer,
+ * socket (-s/--control PATH, or from a config file's control/pidfile, or from
+ * a pidfile), sends one command line, and prints the one-line JSON answer,
  * with `status` shown as a table and text answers unwrapped. */
 #include <errno.h>
 #include <poll.h>
@@ -11,16 +11,25 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "supervisor/ctl.h"
+
 #include "conf/conf.h"
 #include "supervisor/control.h"
+#include "supervisor/ctlsrv.h"
 
 #define ANSWER_TIMEOUT_MS 30000
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: drover ctl [-s PATH | -c CONFIG | --pidfile FILE] [--json] COMMAND [ARG]\n"
-		   "commands: status, metrics, workers N, incr, decr, recycle PID, reload,\n"
-		   "          stop [fast], ping\n");
+	fprintf(f, "usage: drover ctl [-s|--control PATH | -c CONFIG | --pidfile FILE] [--json] "
+		   "COMMAND [ARG]\n\ncommands:\n");
+	for (size_t i = 0; i < control_ncmds; i++) {
+		const struct control_cmd *k = &control_cmds[i];
+		char name[32];
+		snprintf(name, sizeof(name), "%s%s%s", k->name, k->args ? " " : "",
+			 k->args ? k->args : "");
+		fprintf(f, "  %-16s %s\n", name, k->help);
+	}
 }
 
 /* Decode the JSON string starting at s (just after its opening quote) into
@@ -168,7 +177,7 @@ int ctl_main(int argc, char **argv)
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 		bool has_val = i + 1 < argc;
-		if (!strcmp(a, "-s") && has_val)
+		if ((!strcmp(a, "-s") || !strcmp(a, "--control")) && has_val)
 			sock = argv[++i];
 		else if (!strcmp(a, "-c") && has_val)
 			config = argv[++i];

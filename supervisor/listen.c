@@ -1,6 +1,7 @@
-/* Listening sockets, bound by the master before forking.  They are
+/* Every listening socket of the master (see listen.h).  They are
  * non-blocking because event workers poll them and a blocking accept() after
- * another worker won the race would hang; sync workers try accept first. */
+ * another worker won the race would hang; sync workers try accept first.
+ * Errors are returned (-errno, or a message in err): the caller logs. */
 #include "listen.h"
 
 #include <arpa/inet.h>
@@ -9,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -55,8 +57,29 @@ int listen_parse(const char *bind, struct worker_listener *l, char *err, size_t 
 	return 0;
 }
 
-static int resolve(struct worker_listener *l, struct sockaddr_storage *ss, socklen_t *sl,
-		   char *err, size_t errlen)
+
+void master_fds_add(struct master_fds *s, int fd)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->fd[i] == fd)
+			return;
+	if (s->n < MASTER_FDS_MAX)
+		s->fd[s->n++] = fd;
+}
+
+void master_fds_del(struct master_fds *s, int fd)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->fd[i] == fd) {
+			s->fd[i] = s->fd[--s->n];
+			return;
+		}
+}
+
+/* -errno of a failed getaddrinfo: EAI_SYSTEM carries errno, the rest mean
+ * the name is not usable. */
+static int resolve(const struct worker_listener *l, struct sockaddr_storage *ss, socklen_t *sl,
+		   int *family)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -64,49 +87,87 @@ static int resolve(struct worker_listener *l, struct sockaddr_storage *ss, sockl
 	char port[8];
 	snprintf(port, sizeof(port), "%d", l->port);
 	int rc = getaddrinfo(l->host[0] ? l->host : NULL, port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "%s: cannot resolve: %s", l->name, gai_strerror(rc));
-		return -1;
-	}
+	if (rc != 0)
+		return rc == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
 	*sl = res->ai_addrlen;
-	l->family = res->ai_family;
+	*family = res->ai_family;
 	freeaddrinfo(res);
 	return 0;
 }
 
-/* bind + listen on a fresh socket; on failure close it and say why. */
-static int bind_listen(struct worker_listener *l, int fd, const struct sockaddr *sa,
-		       socklen_t sl, int backlog, char *err, size_t errlen)
+/* bind + listen on a fresh socket: the fd, or -errno (the socket closed). */
+static int bind_listen(int fd, const struct sockaddr *sa, socklen_t sl, int backlog)
 {
-	if (fd >= 0 && bind(fd, sa, sl) == 0 && listen(fd, backlog) == 0) {
-		l->fd = fd;
-		return 0;
-	}
-	snprintf(err, errlen, "cannot listen on %s: %s", l->name, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, sa, sl) == 0 && listen(fd, backlog) == 0)
+		return fd;
+	int e = -errno;
+	close(fd);
+	return e;
 }
 
-static int open_unix(struct worker_listener *l, int backlog, char *err, size_t errlen)
+/* A unix socket path that a live listener answers on belongs to someone
+ * else: "address in use", as for TCP.  A socket file nobody answers on
+ * (ECONNREFUSED: left by a master that died) is removed so bind can take the
+ * path.  Anything that is not a socket is left for bind to refuse. */
+static int claim_unix_path(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	int r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	int err = errno;
+	close(fd);
+	if (r == 0 || err == EAGAIN || err == EINPROGRESS)
+		return -EADDRINUSE; /* answered, or its backlog is full: alive */
+	struct stat st;
+	if (err == ECONNREFUSED && lstat(sa->sun_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    unlink(sa->sun_path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* The one unix bind path: claim, bind (with umask_bits cleared from the
+ * file's mode from birth), listen, and note the file we created. */
+static int open_unix_path(const char *path, mode_t umask_bits, int backlog,
+			  struct listen_file *file)
 {
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	snprintf(un.sun_path, sizeof(un.sun_path), "%s", l->name + 5);
-	/* A stale socket file from a crashed run would make bind fail. */
-	struct stat st;
-	if (lstat(un.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(un.sun_path);
+	if (strlen(path) >= sizeof(un.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(un.sun_path, path, strlen(path) + 1);
+	int r = claim_unix_path(&un);
+	if (r < 0)
+		return r;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	return bind_listen(l, fd, (struct sockaddr *)&un, sizeof(un), backlog, err, errlen);
+	mode_t old = umask_bits ? umask(umask_bits) : 0;
+	fd = bind_listen(fd, (struct sockaddr *)&un, sizeof(un), backlog);
+	if (umask_bits)
+		umask(old);
+	struct stat st;
+	if (fd >= 0 && lstat(path, &st) == 0)
+		*file = (struct listen_file){.dev = st.st_dev, .ino = st.st_ino};
+	return fd;
 }
 
-static int open_tcp(struct worker_listener *l, int backlog, char *err, size_t errlen)
+void listen_unlink_own(const char *path, const struct listen_file *file)
+{
+	struct stat st;
+	if (file->ino && lstat(path, &st) == 0 && st.st_dev == file->dev &&
+	    st.st_ino == file->ino)
+		unlink(path);
+}
+
+/* defer: the listener serves HTTP clients, which speak first. */
+static int open_tcp(struct worker_listener *l, int backlog, bool defer)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl;
-	if (resolve(l, &ss, &sl, err, errlen) < 0)
-		return -1;
+	socklen_t sl = 0;
+	int r = resolve(l, &ss, &sl, &l->family);
+	if (r < 0)
+		return r;
 	int fd = socket(l->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int one = 1;
 	if (fd >= 0) {
@@ -115,13 +176,13 @@ static int open_tcp(struct worker_listener *l, int backlog, char *err, size_t er
 		if (l->family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	}
-	if (bind_listen(l, fd, (struct sockaddr *)&ss, sl, backlog, err, errlen) < 0)
-		return -1;
+	if ((fd = bind_listen(fd, (struct sockaddr *)&ss, sl, backlog)) < 0)
+		return fd;
 	/* HTTP clients speak first: have accept() return a connection only once
 	 * its request bytes arrived, which saves every model a wakeup and the
 	 * sync model a failed read plus a poll per request (nginx's deferred). */
-	int defer = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
+	if (defer)
+		setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
 	if (l->port == 0) { /* port 0: the kernel picked one; tell the logs */
 		struct sockaddr_storage got;
 		socklen_t gl = sizeof(got);
@@ -130,14 +191,30 @@ static int open_tcp(struct worker_listener *l, int backlog, char *err, size_t er
 						? ((struct sockaddr_in6 *)&got)->sin6_port
 						: ((struct sockaddr_in *)&got)->sin_port);
 	}
+	return fd;
+}
+
+static int open_one(struct worker_listener *l, struct listen_file *file, int backlog, char *err,
+		    size_t errlen)
+{
+	int fd = l->family == AF_UNIX ? open_unix_path(l->name + 5, 0, backlog, file)
+				      : open_tcp(l, backlog, true);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", l->name,
+			 fd == -EADDRNOTAVAIL && l->family != AF_UNIX ? "cannot resolve the host"
+								      : strerror(-fd));
+		return -1;
+	}
+	l->fd = fd;
 	return 0;
 }
 
-static int take_from(struct listeners *prev, struct worker_listener *l)
+static int take_from(struct listeners *prev, struct worker_listener *l, struct listen_file *file)
 {
 	for (size_t i = 0; prev && i < prev->n; i++) {
 		if (prev->l[i].fd >= 0 && strcmp(prev->l[i].name, l->name) == 0) {
 			*l = prev->l[i];
+			*file = prev->file[i];
 			prev->l[i].fd = -1;
 			return 1;
 		}
@@ -145,42 +222,43 @@ static int take_from(struct listeners *prev, struct worker_listener *l)
 	return 0;
 }
 
+/* A failed reload gives the sockets it reused back to prev, losing nothing. */
+static void give_back(struct listeners *out, struct listeners *prev)
+{
+	for (size_t i = 0; prev && i < out->n; i++) {
+		for (size_t j = 0; out->l[i].fd >= 0 && j < prev->n; j++) {
+			if (prev->l[j].fd < 0 && strcmp(prev->l[j].name, out->l[i].name) == 0) {
+				prev->l[j] = out->l[i];
+				prev->file[j] = out->file[i];
+				out->l[i].fd = -1;
+			}
+		}
+	}
+}
+
 int listen_open(const struct conf_list *binds, int backlog, struct listeners *prev,
 		struct listeners *out, char *err, size_t errlen)
 {
-	out->n = 0;
-	out->l = calloc(binds->n ? binds->n : 1, sizeof(*out->l));
-	if (!out->l) {
+	size_t cap = binds->n ? binds->n : 1;
+	*out = (struct listeners){.l = calloc(cap, sizeof(*out->l)),
+				  .file = calloc(cap, sizeof(*out->file))};
+	if (!out->l || !out->file) {
 		snprintf(err, errlen, "out of memory");
+		listen_close(out);
 		return -1;
 	}
 	for (size_t i = 0; i < binds->n; i++) {
 		struct worker_listener *l = &out->l[out->n];
+		struct listen_file *file = &out->file[out->n];
 		if (listen_parse(binds->items[i], l, err, errlen) < 0)
 			goto fail;
-		if (!take_from(prev, l)) {
-			int rc = l->family == AF_UNIX ? open_unix(l, backlog, err, errlen)
-						      : open_tcp(l, backlog, err, errlen);
-			if (rc < 0)
-				goto fail;
-		}
+		if (!take_from(prev, l, file) && open_one(l, file, backlog, err, errlen) < 0)
+			goto fail;
 		out->n++;
 	}
 	return 0;
 fail:
-	/* Give reused sockets back to prev so a failed reload loses nothing. */
-	for (size_t i = 0; i < out->n; i++) {
-		if (prev && (out->l[i].fd >= 0)) {
-			bool given = false;
-			for (size_t j = 0; j < prev->n && !given; j++)
-				if (prev->l[j].fd < 0 && strcmp(prev->l[j].name, out->l[i].name) == 0) {
-					prev->l[j] = out->l[i];
-					given = true;
-				}
-			if (given)
-				out->l[i].fd = -1;
-		}
-	}
+	give_back(out, prev);
 	listen_close(out);
 	return -1;
 }
@@ -192,11 +270,43 @@ void listen_close(struct listeners *ls)
 			continue;
 		close(ls->l[i].fd);
 		if (ls->l[i].family == AF_UNIX)
-			unlink(ls->l[i].name + 5);
+			listen_unlink_own(ls->l[i].name + 5, &ls->file[i]);
 	}
 	free(ls->l);
-	ls->l = NULL;
-	ls->n = 0;
+	free(ls->file);
+	*ls = (struct listeners){0};
+}
+
+int listen_metrics(const char *spec, char *name, size_t cap)
+{
+	char bind[160];
+	struct worker_listener l;
+	char err[128];
+	/* A bare PORT is ":PORT"; the rest is the bind-string grammar. */
+	snprintf(bind, sizeof(bind), "%s%s", strchr(spec, ':') ? "" : ":", spec);
+	if (strncmp(bind, "unix:", 5) == 0 || listen_parse(bind, &l, err, sizeof(err)) < 0)
+		return -EINVAL;
+	if (!l.host[0] || strcmp(l.host, "localhost") == 0)
+		snprintf(l.host, sizeof(l.host), "127.0.0.1"); /* metrics are private by default */
+	unsigned char addr[16];
+	if (inet_pton(AF_INET, l.host, addr) != 1 && inet_pton(AF_INET6, l.host, addr) != 1)
+		return -EINVAL;
+	int fd = open_tcp(&l, 64, false);
+	if (fd >= 0)
+		snprintf(name, cap, l.family == AF_INET6 ? "[%s]:%d" : "%s:%d", l.host, l.port);
+	return fd;
+}
+
+int listen_private_unix(const char *path, int backlog, struct listen_file *file)
+{
+	int fd = open_unix_path(path, 0177, backlog, file);
+	if (fd >= 0 && chmod(path, 0600) < 0) { /* a umask wider than ours */
+		int e = -errno;
+		close(fd);
+		listen_unlink_own(path, file);
+		return e;
+	}
+	return fd;
 }
 
 int listen_queue(int fd, unsigned *queued, unsigned *limit)

@@ -1,7 +1,8 @@
 /* drover's entry point: parse flags, build and validate the configuration,
- * bind the sockets, optionally preload the app, then hand over to the
- * arbiter.  Every failure before the arbiter runs exits with a status that
- * says which kind it was (see enum master_exit). */
+ * bind the sockets, optionally preload the app, start the services (control
+ * socket, metrics listener) around the arbiter's loop.  Every failure before
+ * the loop runs exits with a status that says which kind it was (see enum
+ * master_exit). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,9 +14,10 @@
 #include "supervisor/arbiter.h"
 #include "supervisor/cli.h"
 #include "supervisor/control.h"
+#include "supervisor/ctl.h"
 #include "supervisor/log.h"
+#include "supervisor/metrics_http.h"
 #include "supervisor/proctitle.h"
-#include "workers/app/app_loader.h"
 
 static struct arbiter ar; /* large (one record per slot): not on the stack */
 
@@ -48,18 +50,23 @@ static int setup(struct arbiter *a)
 		log_error("%s", err);
 		return MASTER_EXIT_ERROR;
 	}
-	a->access_fd = -1;
+	struct scoreboard *sb = sb_map(SB_MAX_SLOTS);
+	if (!sb) {
+		log_crit("cannot map the scoreboard: %s", strerror(errno));
+		return MASTER_EXIT_ERROR;
+	}
+	pool_init(&a->pool, sb, NULL);
 	arbiter_reopen_access_log(a);
 	if (c->preload) {
-		a->preloaded = worker_preload_app(c, err, sizeof(err));
-		if (!a->preloaded) {
+		a->pool.env.preloaded = worker_preload_app(c, err, sizeof(err));
+		if (!a->pool.env.preloaded) {
 			log_crit("%s", err);
 			return MASTER_EXIT_APP_LOAD;
 		}
 	}
-	a->sb = sb_map(SB_MAX_SLOTS);
-	if (!a->sb) {
-		log_crit("cannot map the scoreboard: %s", strerror(errno));
+	int r = arbiter_init(a);
+	if (r < 0) {
+		log_crit("cannot set up the master: %s", strerror(-r));
 		return MASTER_EXIT_ERROR;
 	}
 	return write_pidfile(c->pidfile) < 0 ? MASTER_EXIT_ERROR : 0;
@@ -119,7 +126,12 @@ int main(int argc, char **argv)
 		proctitle_set(title);
 		announce(&ar);
 		/* From here on the master never exits on an error: it logs and goes on. */
+		struct control *ctl = control_start(&ar);
+		struct metrics_http *mh = metrics_http_start(&ar);
 		rc = arbiter_run(&ar);
+		metrics_http_stop(mh);
+		control_stop(ctl);
+		arbiter_fini(&ar);
 		log_info("master exiting (status %d)", rc);
 	}
 	if (ar.conf.pidfile[0] && rc != MASTER_EXIT_USAGE)

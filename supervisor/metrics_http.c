@@ -2,20 +2,20 @@
  * and GET /status.json, served from the master's loop with the control
  * socket's bounded non-blocking clients.  One request per connection
  * (Connection: close): scrapers do not need more, and it keeps this small. */
-#include <arpa/inet.h>
+#include "supervisor/metrics_http.h"
+
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "supervisor/arbiter.h"
-#include "supervisor/control.h"
+#include "supervisor/ctlsrv.h"
+#include "supervisor/listen.h"
 #include "supervisor/log.h"
 #include "supervisor/metrics.h"
-#include "supervisor/sample.h"
+#include "supervisor/status.h"
 
 struct metrics_http {
 	struct ctl_server srv;
@@ -60,13 +60,13 @@ static void route(struct ctl_client *c, struct arbiter *ar, char *line)
 	target[strcspn(target, "?")] = '\0'; /* no query parameters are used */
 	struct mbuf b;
 	mbuf_init(&b, CTL_OUT_MAX / 2);
-	sampler_note_master(ar, sb_now_ns());
+	arbiter_refresh_sample(ar);
 	if (strcmp(target, "/metrics") == 0) {
 		metrics_prometheus(ar->sampler, &b);
 		if (!b.failed)
 			respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &b, head);
 	} else if (strcmp(target, "/status.json") == 0) {
-		metrics_status_json(ar->sampler, &b);
+		status_json(ar->sampler, &b);
 		mbuf_put(&b, "\n", 1);
 		if (!b.failed)
 			respond(c, 200, "OK", "application/json", &b, head);
@@ -101,108 +101,37 @@ static void http_input(struct ctl_server *srv, struct ctl_client *c)
 	memcpy(line, c->in, len);
 	line[len] = '\0';
 	c->inlen = 0; /* one request per connection: the rest is ignored */
-	route(c, srv->ar, line);
+	route(c, srv->ctx, line);
 }
 
-/* "PORT", ":PORT", "HOST:PORT", "[V6]:PORT"; no host means loopback. */
-static int bind_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *sl)
-{
-	char host[64] = "";
-	const char *colon = strrchr(spec, ':');
-	const char *port_s = colon ? colon + 1 : spec;
-	if (colon) {
-		const char *h = spec, *he = colon;
-		if (*h == '[' && he > h && he[-1] == ']') {
-			h++;
-			he--;
-		}
-		if ((size_t)(he - h) >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, h, (size_t)(he - h));
-		host[he - h] = '\0';
-	}
-	char *end;
-	long port = strtol(port_s, &end, 10);
-	if (!*port_s || *end || port < 0 || port > 65535)
-		return -EINVAL;
-	if (!host[0] || strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	memset(ss, 0, sizeof(*ss));
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		*sl = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*sl = sizeof(*in6);
-	} else {
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int http_listen(const char *spec, char *name, size_t cap)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	if (bind_addr(spec, &ss, &sl) < 0)
-		return -EINVAL;
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 64) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	char ip[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (ss.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
-		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		snprintf(name, cap, "%s:%d", ip, port);
-	} else {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
-		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		snprintf(name, cap, "[%s]:%d", ip, port);
-	}
-	return fd;
-}
-
-int metrics_http_start(struct arbiter *ar)
+struct metrics_http *metrics_http_start(struct arbiter *ar)
 {
 	const char *spec = ar->conf.metrics_bind;
-	if (!spec[0] || !ar->sampler)
-		return 0;
+	if (!spec[0])
+		return NULL;
 	char name[96];
-	int fd = http_listen(spec, name, sizeof(name));
-	if (fd < 0) {
-		log_error("metrics listener %s: %s; running without it", spec,
-			  fd == -EINVAL ? "expected [HOST:]PORT with a numeric host" : strerror(-fd));
-		return -1;
-	}
-	struct metrics_http *m = calloc(1, sizeof(*m));
+	int fd = listen_metrics(spec, name, sizeof(name));
+	struct metrics_http *m = fd >= 0 ? calloc(1, sizeof(*m)) : NULL;
 	if (!m) {
-		close(fd);
-		return -1;
+		log_error("metrics listener %s: %s; running without it", spec,
+			  fd == -EINVAL ? "expected [HOST:]PORT with a numeric host"
+					: strerror(fd < 0 ? -fd : ENOMEM));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
 	}
-	ar->mhttp = m;
-	ctl_server_start(&m->srv, ar, fd, "metrics", false, http_input);
+	struct ctl_server_conf sc = {.loop = ar->loop, .fds = &ar->pool.env.master_fds, .ctx = ar,
+				     .what = "metrics", .check_peer = false,
+				     .on_input = http_input};
+	ctl_server_start(&m->srv, &sc, fd);
 	log_info("metrics at http://%s/metrics and /status.json", name);
-	return 0;
+	return m;
 }
 
-void metrics_http_stop(struct arbiter *ar)
+void metrics_http_stop(struct metrics_http *m)
 {
-	if (!ar->mhttp)
+	if (!m)
 		return;
-	ctl_server_stop(&ar->mhttp->srv);
-	free(ar->mhttp);
-	ar->mhttp = NULL;
+	ctl_server_stop(&m->srv);
+	free(m);
 }

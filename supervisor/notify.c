@@ -11,8 +11,8 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
-#include "supervisor/arbiter.h"
 #include "supervisor/log.h"
+#include "supervisor/pool.h"
 #include "supervisor/sample.h"
 
 /* The watchdog is only fed if the tick ran this recently: a loop stuck in a
@@ -30,10 +30,9 @@ static void notify_send(struct notify *n, const char *msg)
 
 static void on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct arbiter *ar = ev_userdata(loop);
-	(void)t;
+	struct notify *n = t->data;
+	(void)loop;
 	(void)revents;
-	struct notify *n = ar->notify;
 	if (sb_now_ns() - n->last_tick_ns < LOOP_HEALTHY_NS)
 		notify_send(n, "WATCHDOG=1");
 	else
@@ -41,14 +40,14 @@ static void on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
 			 (double)(sb_now_ns() - n->last_tick_ns) / 1e9);
 }
 
-int notify_start(struct arbiter *ar)
+struct notify *notify_start(struct ev_loop *loop)
 {
 	struct notify *n = calloc(1, sizeof(*n));
 	if (!n) {
 		log_error("notify: %s", strerror(errno));
-		return -1;
+		return NULL;
 	}
-	ar->notify = n;
+	n->loop = loop;
 	n->enabled = getenv("NOTIFY_SOCKET") != NULL;
 	n->last_tick_ns = sb_now_ns();
 	uint64_t usec = 0;
@@ -56,66 +55,56 @@ int notify_start(struct arbiter *ar)
 		n->watchdog_usec = usec;
 		double every = (double)usec / 2e6;
 		ev_timer_init(&n->watchdog, on_watchdog, every, every);
-		ev_timer_start(ar->loop, &n->watchdog);
+		n->watchdog.data = n;
+		ev_timer_start(loop, &n->watchdog);
 		log_info("systemd watchdog: feeding every %.3f s", every);
 	}
-	return 0;
+	return n;
 }
 
-void notify_stop(struct arbiter *ar)
+void notify_stop(struct notify *n)
 {
-	if (!ar->notify)
+	if (!n)
 		return;
-	if (ar->notify->watchdog_usec)
-		ev_timer_stop(ar->loop, &ar->notify->watchdog);
-	free(ar->notify);
-	ar->notify = NULL;
+	if (n->watchdog_usec)
+		ev_timer_stop(n->loop, &n->watchdog);
+	free(n);
 }
 
-void notify_status_line(const struct arbiter *ar, char *buf, size_t cap)
+void notify_status_line(const struct pool *p, const struct sampler *s, char *buf, size_t cap)
 {
-	unsigned live = pool_count(ar, false), booted = 0;
-	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
-		booted += ar->w[i].pid && ar->w[i].booted && !ar->w[i].stop_ns;
-	const struct sampler *s = ar->sampler;
 	double rps = s ? s->pool.rps : 0, p99 = s ? s->pool.p99 : NAN;
-	int n = snprintf(buf, cap, "%u/%u workers ready (%u live), %.1f req/s", booted,
-			 ar->target, live, rps);
+	int n = snprintf(buf, cap, "%u/%u workers ready (%u live), %.1f req/s", pool_ready(p),
+			 p->target, pool_live(p), rps);
 	if (n > 0 && (size_t)n < cap && !isnan(p99))
 		snprintf(buf + n, cap - (size_t)n, ", p99 %.1f ms", p99 * 1e3);
 }
 
 /* After a reload: ready again once the new generation has all its workers
  * booted, or at once if the reload failed (generation unchanged). */
-static bool reload_done(const struct arbiter *ar, const struct notify *n)
+static bool reload_done(const struct pool *p, const struct notify *n)
 {
-	if (ar->generation == n->reload_from_gen)
+	if (p->generation == n->reload_from_gen)
 		return true;
-	unsigned ready = 0;
-	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
-		const struct worker_rec *w = &ar->w[i];
-		ready += w->pid && !w->stop_ns && w->booted && w->generation == ar->generation;
-	}
-	return ready >= ar->target;
+	return pool_ready_current(p) >= p->target;
 }
 
-void notify_tick(struct arbiter *ar, uint64_t now)
+void notify_tick(struct notify *n, const struct pool *p, const struct sampler *s, uint64_t now)
 {
-	struct notify *n = ar->notify;
 	if (!n)
 		return;
 	n->last_tick_ns = now;
 	if (!n->enabled || n->stopping)
 		return;
 	char status[sizeof(n->last_status)], msg[sizeof(status) + 16];
-	notify_status_line(ar, status, sizeof(status));
+	notify_status_line(p, s, status, sizeof(status));
 	bool changed = strcmp(status, n->last_status) != 0;
 	snprintf(n->last_status, sizeof(n->last_status), "%s", status);
 	bool ready_now = false;
-	if (!n->ready_sent && pool_count(ar, true) > 0) {
+	if (!n->ready_sent && pool_current(p) > 0) {
 		for (size_t i = 0; i < SB_MAX_SLOTS && !ready_now; i++)
-			ready_now = ar->w[i].pid && ar->w[i].booted;
-	} else if (n->reloading && reload_done(ar, n)) {
+			ready_now = p->w[i].pid && p->w[i].booted;
+	} else if (n->reloading && reload_done(p, n)) {
 		ready_now = true;
 	}
 	if (ready_now) {
@@ -129,9 +118,8 @@ void notify_tick(struct arbiter *ar, uint64_t now)
 	}
 }
 
-void notify_reloading(struct arbiter *ar)
+void notify_reloading(struct notify *n, uint32_t generation)
 {
-	struct notify *n = ar->notify;
 	if (!n || !n->enabled)
 		return;
 	struct timespec ts;
@@ -140,13 +128,12 @@ void notify_reloading(struct arbiter *ar)
 	snprintf(msg, sizeof(msg), "RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%llu",
 		 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
 	n->reloading = true;
-	n->reload_from_gen = ar->generation;
+	n->reload_from_gen = generation;
 	notify_send(n, msg);
 }
 
-void notify_stopping(struct arbiter *ar)
+void notify_stopping(struct notify *n)
 {
-	struct notify *n = ar->notify;
 	if (!n || !n->enabled || n->stopping)
 		return;
 	n->stopping = true;

@@ -9,9 +9,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct arbiter;
+struct pool;
+struct sampler;
 
 struct notify {
+	struct ev_loop *loop;
 	bool enabled; /* NOTIFY_SOCKET was set */
 	bool ready_sent, reloading, stopping;
 	uint32_t reload_from_gen; /* generation before the reload */
@@ -21,15 +23,17 @@ struct notify {
 	char last_status[256];
 };
 
-/* Allocate ar->notify and start the watchdog timer if asked for. */
-int notify_start(struct arbiter *ar);
-void notify_stop(struct arbiter *ar);
+/* NULL (logged) if out of memory: the master runs without it.  Starts the
+ * watchdog timer on loop if systemd asks for one. */
+struct notify *notify_start(struct ev_loop *loop);
+void notify_stop(struct notify *n);
 /* From the master's tick: READY=1 when due, STATUS= when it changed. */
-void notify_tick(struct arbiter *ar, uint64_t now);
-/* Before a reload (HUP or `ctl reload`). */
-void notify_reloading(struct arbiter *ar);
+void notify_tick(struct notify *n, const struct pool *p, const struct sampler *s, uint64_t now);
+/* Before a reload (HUP or `ctl reload`), from the running generation. */
+void notify_reloading(struct notify *n, uint32_t generation);
 /* When a stop begins. */
-void notify_stopping(struct arbiter *ar);
-/* The STATUS= text for the current figures (pure over the arbiter). */
-void notify_status_line(const struct arbiter *ar, char *buf, size_t cap);
+void notify_stopping(struct notify *n);
+/* The STATUS= text for the current figures (pure over the pool and the
+ * sampler's last pass; s may be NULL). */
+void notify_status_line(const struct pool *p, const struct sampler *s, char *buf, size_t cap);
 #endif

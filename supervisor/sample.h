@@ -1,12 +1,10 @@
-/* The master's sampler: every sample_interval it reads the scoreboard and
- * /proc for each worker (stat, status, schedstat, per-thread task files,
- * wchan in D state, smaps_rollup on the slower smaps_interval), the host and
- * cgroup (loadavg, PSI, CPU quota and throttling) and each listener's accept
- * queue.  It measures only: nothing here decides or acts. */
+/* What the master knows of its workers, the host and itself: plain data,
+ * filled by the sampler (sampler.c) from the scoreboard and /proc, read by
+ * the decisions (stall.c ...) and the renderers (metrics.c, status.c).  No
+ * event loop, no arbiter: a decision and its unit test need only this. */
 #ifndef DROVER_SAMPLE_H
 #define DROVER_SAMPLE_H
 
-#include <ev.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -14,9 +12,6 @@
 #include "supervisor/sample_parse.h"
 #include "supervisor/stats.h"
 #include "workers/scoreboard.h"
-
-struct arbiter;
-struct worker_rec;
 
 #define SAMPLE_MAX_LISTENERS 32
 #define SAMPLE_MAX_TASKS 4096 /* threads read per worker; more are not summed */
@@ -50,6 +45,8 @@ struct worker_view {
 	unsigned no;
 	uint32_t generation;
 	uint64_t spawned_ns, booted_ns;
+	uint64_t heartbeat_ns; /* the worker's last loop tick (scoreboard) */
+	uint64_t stop_ns, kill_ns; /* when the master asked it to stop / killed it, 0 if not */
 	bool stopping;
 	uint32_t sb_state, inflight, connections;
 	/* scoreboard counters at the last read */
@@ -87,8 +84,8 @@ struct listener_view {
 	unsigned queued, limit;
 };
 
-/* The master's own facts, copied from the arbiter so that rendering needs
- * nothing but the sampler. */
+/* The master's own facts, copied from the arbiter and the pool so that
+ * rendering needs nothing but the sampler. */
 struct master_view {
 	pid_t pid;
 	const char *state;
@@ -99,9 +96,7 @@ struct master_view {
 };
 
 struct sampler {
-	ev_timer timer;
-	double interval_s, smaps_interval_s;
-	uint64_t next_smaps_ns;
+	uint64_t next_pass_ns, next_smaps_ns; /* when the next /proc pass is due */
 	long clk_tck, page_size;
 	uint64_t passes, last_host_ns;
 	uint64_t last_pass_ns, last_pass_cpu_ns; /* wall and CPU time of the last pass */
@@ -116,25 +111,24 @@ struct sampler {
 	struct host_view host;
 	struct listener_view l[SAMPLE_MAX_LISTENERS];
 	size_t nl;
-	struct worker_view w[SB_MAX_SLOTS]; /* parallel to arbiter.w[] */
+	struct worker_view w[SB_MAX_SLOTS]; /* parallel to pool.w[] */
 };
 
-/* Allocate the sampler (ar->sampler) and find the cgroup.  -1 (logged) on
- * failure: the master runs on without measurements. */
-int sampler_start(struct arbiter *ar);
-void sampler_stop(struct arbiter *ar);
-/* One pass now (the sampler's own timer calls this every sample_interval). */
-void sampler_pass(struct arbiter *ar);
-/* Refresh the master's facts (state, counts) and each worker's identity and
- * scoreboard counters without reading /proc: cheap, for renderers that run
- * between passes (a worker forked since the last pass is listed at once). */
-void sampler_note_master(struct arbiter *ar, uint64_t now);
+static inline bool sample_live(const struct worker_view *v)
+{
+	return v->p.pid != 0;
+}
 
-/* A worker was reaped: keep its last scoreboard counters (before the slot
- * is released) for the pool totals. */
-void sampler_worker_exited(struct arbiter *ar, const struct worker_rec *w);
+/* Seconds from since_ns to the sampler's now; 0 if unknown. */
+static inline double sample_age_s(const struct sampler *s, uint64_t since_ns)
+{
+	return since_ns && s->master.now_ns > since_ns
+		? (double)(s->master.now_ns - since_ns) / 1e9 : 0;
+}
 
-/* Thin readers (exposed for tests): 0 or -errno. */
-int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size_t cap);
-int sample_read_host(struct host_view *h, char *buf, size_t cap);
+static inline const char *sample_sb_state_name(uint32_t st)
+{
+	static const char *const names[] = {"free", "booting", "idle", "busy", "draining", "exited"};
+	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
 #endif

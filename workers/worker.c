@@ -297,3 +297,15 @@ struct app *worker_preload_app(const struct drover_conf *conf, char *err, size_t
 {
 	return app_load(conf, err, errlen);
 }
+
+void worker_app_before_fork(struct app *preloaded)
+{
+	if (preloaded && preloaded->before_fork)
+		preloaded->before_fork(preloaded);
+}
+
+void worker_app_after_fork_parent(struct app *preloaded)
+{
+	if (preloaded && preloaded->after_fork_parent)
+		preloaded->after_fork_parent(preloaded);
+}

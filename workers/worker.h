@@ -62,5 +62,10 @@ int worker_model_available(int worker_class);
 /* Load the app named by conf->app in the master (preload).  NULL with a
  * message in err (naming the file and dlerror(), or the Python traceback). */
 struct app *worker_preload_app(const struct drover_conf *conf, char *err, size_t errlen);
+/* The preloaded app's hooks around each fork of the master (an embedded
+ * interpreter must be quiescent while the process is copied).  No-ops for
+ * NULL or an app without them. */
+void worker_app_before_fork(struct app *preloaded);
+void worker_app_after_fork_parent(struct app *preloaded);
 
 #endif

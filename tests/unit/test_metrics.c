@@ -8,7 +8,9 @@
 
 #include "check.h"
 #include "supervisor/control.h"
+#include "supervisor/mbuf.h"
 #include "supervisor/metrics.h"
+#include "supervisor/status.h"
 #include "supervisor/sample.h"
 
 static struct sampler *fake_sampler(void)
@@ -172,7 +174,7 @@ static void status_json_shape(void)
 	struct sampler *s = fake_sampler();
 	struct mbuf b;
 	mbuf_init(&b, 1 << 22);
-	metrics_status_json(s, &b);
+	status_json(s, &b);
 	CHECK(!b.failed);
 	int depth = 0, min = 0;
 	bool in_str = false;
@@ -196,7 +198,7 @@ static void status_json_shape(void)
 	CHECK(!strstr(b.p, ":nan") && !strstr(b.p, ":inf") && !strstr(b.p, ":-nan"));
 	mbuf_free(&b);
 	mbuf_init(&b, 1 << 20);
-	metrics_status_table(s, &b);
+	status_table(s, &b);
 	CHECK(strstr(b.p, "master 100 (running)"));
 	CHECK(strstr(b.p, "req/s"));
 	mbuf_free(&b);

@@ -1,7 +1,11 @@
-/* The sampler's readers and state (see sample.h).  Readers are thin: open,
+/* The sampler: measure, never decide or act.  From the tick it refreshes
+ * each worker's scoreboard figures (no syscall), and every sample_interval
+ * it reads /proc for each worker (stat, status, schedstat, per-thread task
+ * files, wchan in D state, smaps_rollup on the slower smaps_interval), the
+ * host and cgroup, and each listener's accept queue, into sample.h's data.  Readers are thin: open,
  * read, hand the text to a parser of sample_parse.c.  A worker that exits
  * between two reads is normal (ENOENT/ESRCH), never an error worth a log. */
-#include "supervisor/sample.h"
+#include "supervisor/sampler.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "supervisor/arbiter.h"
 #include "supervisor/log.h"
+#include "supervisor/pool.h"
 
 #define READ_BUF 16384
 static const char *const psi_names[3] = {"cpu", "io", "memory"};
@@ -262,6 +266,7 @@ static void copy_slot(struct worker_view *v, struct sb_slot *sl)
 	v->inflight = atomic_load(&sl->inflight);
 	v->connections = atomic_load(&sl->connections);
 	v->booted_ns = sb_load(&sl->booted_ns);
+	v->heartbeat_ns = sb_load(&sl->heartbeat_ns);
 	v->requests = sb_load(&sl->requests);
 	v->accepted = sb_load(&sl->accepted);
 	v->bytes_out = sb_load(&sl->bytes_out);
@@ -339,6 +344,8 @@ static void refresh_worker(struct sampler *s, const struct worker_rec *w, struct
 		v->generation = w->generation;
 		v->spawned_ns = w->spawned_ns;
 	}
+	v->stop_ns = w->stop_ns;
+	v->kill_ns = w->kill_ns;
 	v->stopping = w->stop_ns != 0;
 	copy_slot(v, w->slot);
 }
@@ -359,36 +366,25 @@ static void sample_worker(struct sampler *s, const struct worker_rec *w, struct 
 	worker_figures(s, v, req0, busy0);
 }
 
-static const char *master_state_name(enum master_state st)
+void sampler_refresh(struct sampler *s, const struct pool *p, const char *state,
+		     const struct drover_conf *c, uint64_t now)
 {
-	switch (st) {
-	case MASTER_RUNNING: return "running";
-	case MASTER_GRACEFUL_STOP: return "stopping";
-	case MASTER_FAST_STOP: return "stopping (fast)";
-	}
-	return "?";
-}
-
-void sampler_note_master(struct arbiter *ar, uint64_t now)
-{
-	struct master_view *m = &ar->sampler->master;
+	struct master_view *m = &s->master;
 	m->pid = getpid();
-	m->state = master_state_name(ar->state);
-	m->generation = ar->generation;
-	m->target = ar->target;
-	m->live = pool_count(ar, false);
-	m->booted = 0;
-	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
-		m->booted += ar->w[i].pid && ar->w[i].booted && !ar->w[i].stop_ns;
+	m->state = state;
+	m->generation = p->generation;
+	m->target = p->target;
+	m->live = pool_live(p);
+	m->booted = pool_ready(p);
 	m->now_ns = now;
-	m->interval_s = ar->conf.sample_interval;
-	m->smaps_interval_s = ar->conf.smaps_interval;
+	m->interval_s = c->sample_interval;
+	m->smaps_interval_s = c->smaps_interval;
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
-		struct worker_view *v = &ar->sampler->w[i];
-		if (ar->w[i].pid)
-			refresh_worker(ar->sampler, &ar->w[i], v);
+		struct worker_view *v = &s->w[i];
+		if (p->w[i].pid)
+			refresh_worker(s, &p->w[i], v);
 		else if (v->p.pid)
-			retire(ar->sampler, v);
+			retire(s, v);
 	}
 }
 
@@ -400,19 +396,18 @@ static void sample_self(struct sampler *s, bool smaps, char *buf)
 	sample_proc_rates(&s->self.prev, &s->self.proc, el, s->clk_tck, &s->self_rates);
 }
 
-static void sample_workers(struct arbiter *ar, bool smaps, char *buf)
+static void sample_workers(struct sampler *s, const struct pool *p, bool smaps, char *buf)
 {
-	struct sampler *s = ar->sampler;
 	struct stats_hist acc;
 	stats_pool_begin(&s->pool, &acc);
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
 		struct worker_view *v = &s->w[i];
-		if (!ar->w[i].pid) {
+		if (!p->w[i].pid) {
 			if (v->p.pid)
 				retire(s, v);
 			continue;
 		}
-		sample_worker(s, &ar->w[i], v, smaps, buf);
+		sample_worker(s, &p->w[i], v, smaps, buf);
 		if (v->has_figures)
 			stats_pool_add(&s->pool, &acc, &v->fig, &v->window);
 	}
@@ -427,21 +422,22 @@ static uint64_t cpu_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void sampler_pass(struct arbiter *ar)
+void sampler_pass(struct sampler *s, const struct pool *p, const struct listeners *ls,
+		  const char *state, const struct drover_conf *c, uint64_t now)
 {
 	static char buf[READ_BUF]; /* the master is single-threaded */
-	struct sampler *s = ar->sampler;
-	uint64_t now = sb_now_ns(), cpu0 = cpu_now_ns();
+	uint64_t cpu0 = cpu_now_ns();
 	bool smaps = now >= s->next_smaps_ns;
 	if (smaps)
-		s->next_smaps_ns = now + (uint64_t)(ar->conf.smaps_interval * 1e9);
-	sampler_note_master(ar, now);
+		s->next_smaps_ns = now + (uint64_t)(c->smaps_interval * 1e9);
+	s->next_pass_ns = now + (uint64_t)(c->sample_interval * 1e9);
+	sampler_refresh(s, p, state, c, now);
 	double el = s->host.has_load ? (double)(now - s->last_host_ns) / 1e9 : 0;
 	s->last_host_ns = now;
 	sample_read_host(&s->host, buf, sizeof(buf));
 	host_rates(&s->host, el);
-	read_listeners(s, &ar->ls);
-	sample_workers(ar, smaps, buf);
+	read_listeners(s, ls);
+	sample_workers(s, p, smaps, buf);
 	sample_self(s, smaps, buf);
 	s->passes++;
 	s->last_pass_ns = sb_now_ns() - now;
@@ -454,59 +450,36 @@ void sampler_pass(struct arbiter *ar)
 	s->cost_us_per_worker = n ? (double)s->last_pass_cpu_ns / 1e3 / n : 0;
 }
 
-static void on_sample(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct arbiter *ar = ev_userdata(loop);
-	(void)revents;
-	sampler_pass(ar);
-	/* A reload may have changed the interval. */
-	if (t->repeat != ar->conf.sample_interval) {
-		t->repeat = ar->conf.sample_interval;
-		ev_timer_again(loop, t);
-	}
-}
-
-int sampler_start(struct arbiter *ar)
+struct sampler *sampler_new(void)
 {
 	struct sampler *s = calloc(1, sizeof(*s));
-	if (!s) {
-		log_error("sampler: %s; running without measurements", strerror(errno));
-		return -1;
-	}
-	ar->sampler = s;
+	if (!s)
+		return NULL;
 	s->clk_tck = sysconf(_SC_CLK_TCK);
 	s->page_size = sysconf(_SC_PAGESIZE);
 	char buf[4096];
 	find_cgroup(&s->host, buf, sizeof(buf));
 	s->master.started_ns = sb_now_ns();
-	sampler_pass(ar); /* a baseline, so the first timer pass has rates */
-	ev_timer_init(&s->timer, on_sample, ar->conf.sample_interval, ar->conf.sample_interval);
-	ev_timer_start(ar->loop, &s->timer);
-	return 0;
+	return s;
 }
 
-void sampler_stop(struct arbiter *ar)
+void sampler_free(struct sampler *s)
 {
-	struct sampler *s = ar->sampler;
 	if (!s)
 		return;
-	ev_timer_stop(ar->loop, &s->timer);
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
 		for (int k = 0; k < 2; k++)
 			free(s->w[i].p.tasks[k].t);
 	for (int k = 0; k < 2; k++)
 		free(s->self.tasks[k].t);
 	free(s);
-	ar->sampler = NULL;
 }
 
-void sampler_worker_exited(struct arbiter *ar, const struct worker_rec *w)
+void sampler_worker_exited(struct sampler *s, const struct pool *p, const struct worker_rec *w)
 {
 	/* Take the slot's final counters before it is released, so requests
 	 * served since the last pass still count in the pool totals. */
-	if (!ar->sampler)
-		return;
-	struct worker_view *v = &ar->sampler->w[w - ar->w];
+	struct worker_view *v = &s->w[w - p->w];
 	if (v->p.pid == w->pid)
 		copy_slot(v, w->slot);
 }
