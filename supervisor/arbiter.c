@@ -301,15 +301,18 @@ static void decide_and_act(struct arbiter *ar, uint64_t now)
 	pool_request_manage(&ar->pool); /* boot marks, the target: in the prepare */
 }
 
-static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+void arbiter_tick(struct arbiter *ar, uint64_t now)
 {
-	struct arbiter *ar = ev_userdata(loop);
-	(void)t;
-	(void)revents;
-	uint64_t now = sb_now_ns();
 	measure(ar, now);
 	decide_and_act(ar, now);
 	notify_tick(ar->notify, &ar->pool, ar->sampler, now);
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)t;
+	(void)revents;
+	arbiter_tick(ev_userdata(loop), sb_now_ns());
 }
 
 /* ---- setup and the operator's actions ---- */

@@ -72,6 +72,10 @@ int arbiter_init(struct arbiter *ar);
 /* Run the master until it stops; returns the exit status. */
 int arbiter_run(struct arbiter *ar);
 void arbiter_fini(struct arbiter *ar);
+/* The one tick: measure -> decide -> act, at now (monotonic ns).  Run by the
+ * tick timer; exposed for tests, which drive it with a pool of fake
+ * processes and no loop. */
+void arbiter_tick(struct arbiter *ar, uint64_t now);
 
 /* Operator actions of the control socket, through the same paths as the
  * signals.  set_target returns the target in force. */
