@@ -259,7 +259,10 @@ static void on_child(struct ev_loop *loop, ev_child *cw, int revents)
 static void measure(struct arbiter *ar, uint64_t now)
 {
 	const char *state = state_names[ar->state];
-	if (now >= ar->sampler->next_pass_ns)
+	/* Due within half a tick counts as due: the tick's own jitter must not
+	 * push every pass one tick late. */
+	uint64_t slack = (uint64_t)(ar->tick.repeat * 0.5e9);
+	if (now + slack >= ar->sampler->next_pass_ns)
 		sampler_pass(ar->sampler, &ar->pool, &ar->ls, state, &ar->conf, now);
 	else
 		sampler_refresh(ar->sampler, &ar->pool, state, &ar->conf, now);
