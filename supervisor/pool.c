@@ -180,11 +180,13 @@ int pool_replace(struct pool *p, pid_t pid, uint64_t now)
 
 static unsigned free_worker_no(const struct pool *p)
 {
-	/* The smallest number no live worker has, so titles stay 1..N. */
+	/* The smallest number no live worker keeps, so titles stay 1..N: one
+	 * stopping or being replaced hands its number on. */
 	for (unsigned no = 1;; no++) {
 		bool used = false;
 		for (size_t i = 0; i < SB_MAX_SLOTS && !used; i++)
-			used = p->w[i].pid && p->w[i].no == no && !p->w[i].stop_ns;
+			used = p->w[i].pid && p->w[i].no == no && !p->w[i].stop_ns &&
+			       !p->w[i].replace_ns;
 		if (!used)
 			return no;
 	}
