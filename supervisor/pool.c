@@ -200,7 +200,7 @@ static struct worker_rec *free_rec(struct pool *p)
 	return NULL;
 }
 
-static _Noreturn void child_main(struct pool *p, struct sb_slot *slot, unsigned no)
+static _Noreturn void child_main(struct pool *p, struct sb_slot *slot, unsigned no, pid_t master)
 {
 	/* libev's epoll fd and signal pipe are the master's: drop them. */
 	if (p->env.loop)
@@ -213,7 +213,7 @@ static _Noreturn void child_main(struct pool *p, struct sb_slot *slot, unsigned 
 		.slot = slot,
 		.sb = p->sb,
 		.worker_no = no,
-		.master_pid = getppid(),
+		.master_pid = master,
 		.preloaded = e->preloaded,
 		.log_fd = 2,
 		.access_fd = e->access_fd,
@@ -245,9 +245,12 @@ static struct worker_rec *spawn(struct pool *p, uint64_t now)
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
+	/* Taken before the fork: a child asking getppid() after a master that
+	 * died meanwhile would get 1 and never notice it is orphaned. */
+	pid_t master = getpid();
 	pid_t pid = p->ops.fork();
 	if (pid == 0)
-		child_main(p, slot, no);
+		child_main(p, slot, no, master);
 	int err = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	worker_app_after_fork_parent(p->env.preloaded);
