@@ -34,6 +34,8 @@ struct ev_worker {
 	int epfd; /* the wait set: listen sockets (EPOLLEXCLUSIVE) + libev's fd */
 	bool listening; /* listen sockets are in epfd */
 	bool draining;
+	bool invoked; /* the current libev pass ran callbacks */
+	bool unsettled; /* libev may hold watcher changes not yet in its epoll set */
 	uint64_t drain_deadline_ns;
 	uint64_t idle_close_ns; /* draining: when idle keep-alive connections close */
 	uint64_t now_ns; /* taken after each wait: the loop's clock */
