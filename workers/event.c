@@ -273,7 +273,7 @@ static void evw_init(struct ev_worker *w, struct worker_rt *rt)
 	w->limit_s[EC_WAIT_HEAD] = conf->header_timeout;
 	w->limit_s[EC_WAIT_IDLE] = conf->keepalive;
 	w->limit_s[EC_WAIT_BODY] = conf->read_timeout;
-	w->limit_s[EC_WAIT_WRITE] = conf->read_timeout;
+	w->limit_s[EC_WAIT_WRITE] = conf->send_timeout;
 	w->limit_s[EC_WAIT_LINGER] = EV_LINGER_S;
 	w->now_ns = sb_now_ns();
 }

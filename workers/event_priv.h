@@ -18,7 +18,7 @@ enum ec_wait {
 	EC_WAIT_HEAD = 0, /* a request head: header_timeout from its first byte */
 	EC_WAIT_IDLE, /* keep-alive, nothing buffered: keepalive */
 	EC_WAIT_BODY, /* body bytes: read_timeout since the last ones */
-	EC_WAIT_WRITE, /* the client to read our output: read_timeout per progress */
+	EC_WAIT_WRITE, /* the client to read our output: send_timeout per progress */
 	EC_WAIT_LINGER, /* the client's FIN after ours: EV_LINGER_S */
 	EC_NWAITS
 };
