@@ -20,6 +20,7 @@ const int event_model_ready = 1;
 #define MAX_EVENTS 64
 #define BACKEND_TAG UINT64_MAX /* epoll data of libev's fd in the wait set */
 #define ACCEPT_PAUSE_NS 100000000ull /* after EMFILE and friends */
+#define LIBEV_MAX_PASSES 16 /* libev passes per wakeup (evw_dispatch) */
 
 /* Why the loop waits in its own epoll set rather than in libev: the listen
  * sockets are shared by all workers, and EPOLLEXCLUSIVE wakes one worker only
@@ -186,6 +187,42 @@ static bool evw_turn(struct ev_worker *w)
 	return dirty;
 }
 
+/* Run libev's callbacks for what is ready, until the watcher set is settled.
+ * libev writes watcher changes (ev_io_start/stop/set) into its epoll set only
+ * at the start of its next ev_run, before it polls (fd_reify).  A change made
+ * by a callback -- write interest after EAGAIN, read re-armed after the
+ * output drained, a connection closed -- therefore stays invisible to the
+ * epoll_wait of evw_loop_run until libev runs again, and with nothing else to
+ * wake that wait the change never takes effect: a large response stalls (the
+ * lost wakeup of PITFALLS.md, "Nested epoll and libev").  So libev runs again
+ * after every pass that invoked a callback; a pass that invoked none applied
+ * every change and found nothing ready, so the kernel's view is complete.
+ * Connection deadlines are not libev timers: evw_wait_ms reads them from
+ * w->waits after this returns, so a wait changed by a callback is seen too.
+ * Bounded, so that a flood of ready sockets cannot starve accepting and the
+ * tick; then w->unsettled makes the next epoll_wait not block. */
+static void evw_invoke_pending(struct ev_loop *loop)
+{
+	struct ev_worker *w = ev_userdata(loop);
+	if (ev_pending_count(loop))
+		w->invoked = true;
+	ev_invoke_pending(loop);
+}
+
+static void evw_dispatch(struct ev_worker *w)
+{
+	for (int pass = 0; pass < LIBEV_MAX_PASSES; pass++) {
+		w->invoked = false;
+		ev_run(w->loop, EVRUN_NOWAIT);
+		if (!w->invoked) {
+			w->unsettled = false;
+			return;
+		}
+		w->now_ns = sb_now_ns(); /* callbacks may have taken a while */
+	}
+	w->unsettled = true;
+}
+
 /* libev does not export its epoll fd.  The loop's first fd is that epoll fd
  * (inotify, signalfd and timerfd are made lazily), and a new fd takes the
  * lowest free number: probe that number, then check it is an epoll fd. */
@@ -204,6 +241,8 @@ static int evw_setup(struct ev_worker *w)
 		wlog_error("ev_loop_new(EVBACKEND_EPOLL) failed");
 		return -1;
 	}
+	ev_set_userdata(w->loop, w);
+	ev_set_invoke_pending_cb(w->loop, evw_invoke_pending);
 	struct epoll_event e = {.events = EPOLLIN, .data.u64 = BACKEND_TAG};
 	if (guess < 0 || epoll_wait(guess, &e, 1, 0) < 0 ||
 	    epoll_ctl(w->epfd, EPOLL_CTL_ADD, guess, &e) < 0) {
@@ -234,7 +273,7 @@ static void evw_init(struct ev_worker *w, struct worker_rt *rt)
 	w->limit_s[EC_WAIT_HEAD] = conf->header_timeout;
 	w->limit_s[EC_WAIT_IDLE] = conf->keepalive;
 	w->limit_s[EC_WAIT_BODY] = conf->read_timeout;
-	w->limit_s[EC_WAIT_WRITE] = conf->read_timeout;
+	w->limit_s[EC_WAIT_WRITE] = conf->send_timeout;
 	w->limit_s[EC_WAIT_LINGER] = EV_LINGER_S;
 	w->now_ns = sb_now_ns();
 }
@@ -248,9 +287,10 @@ static void evw_loop_run(struct ev_worker *w)
 		bool dirty = evw_turn(w);
 		if (w->draining && (w->nconns == 0 || w->now_ns >= w->drain_deadline_ns))
 			break;
-		if (dirty)
-			ev_run(w->loop, EVRUN_NOWAIT); /* apply watcher changes first */
-		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, evw_wait_ms(w, w->now_ns));
+		if (dirty || w->unsettled)
+			evw_dispatch(w); /* apply watcher changes before blocking */
+		int ms = w->unsettled ? 0 : evw_wait_ms(w, w->now_ns);
+		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, ms);
 		if (n < 0 && errno != EINTR) {
 			wlog_error("epoll_wait: %s", strerror(errno));
 			break;
@@ -265,7 +305,7 @@ static void evw_loop_run(struct ev_worker *w)
 				run |= evw_accept(w, (size_t)evs[i].data.u64);
 		}
 		if (run)
-			ev_run(w->loop, EVRUN_NOWAIT);
+			evw_dispatch(w);
 	}
 }
 

@@ -362,7 +362,12 @@ void econn_timeout(struct econn *ec)
 	case EC_WAIT_IDLE:
 		ec_linger(ec);
 		break;
-	default: /* a client that does not read, or a linger that ran out */
+	case EC_WAIT_WRITE: /* nginx's send_timeout: this connection only */
+		wlog_debug("closing %s:%d: the client took none of the response within send_timeout",
+			   ec->c.peer_addr, ec->c.peer_port);
+		econn_destroy(ec);
+		break;
+	default: /* a linger that ran out */
 		econn_destroy(ec);
 		break;
 	}

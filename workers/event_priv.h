@@ -18,7 +18,7 @@ enum ec_wait {
 	EC_WAIT_HEAD = 0, /* a request head: header_timeout from its first byte */
 	EC_WAIT_IDLE, /* keep-alive, nothing buffered: keepalive */
 	EC_WAIT_BODY, /* body bytes: read_timeout since the last ones */
-	EC_WAIT_WRITE, /* the client to read our output: read_timeout per progress */
+	EC_WAIT_WRITE, /* the client to read our output: send_timeout per progress */
 	EC_WAIT_LINGER, /* the client's FIN after ours: EV_LINGER_S */
 	EC_NWAITS
 };
@@ -34,6 +34,8 @@ struct ev_worker {
 	int epfd; /* the wait set: listen sockets (EPOLLEXCLUSIVE) + libev's fd */
 	bool listening; /* listen sockets are in epfd */
 	bool draining;
+	bool invoked; /* the current libev pass ran callbacks */
+	bool unsettled; /* libev may hold watcher changes not yet in its epoll set */
 	uint64_t drain_deadline_ns;
 	uint64_t idle_close_ns; /* draining: when idle keep-alive connections close */
 	uint64_t now_ns; /* taken after each wait: the loop's clock */

@@ -27,32 +27,6 @@ static uint64_t secs_ns(double s)
 	return (uint64_t)(s * 1e9);
 }
 
-/* Blocking I/O as the sync model has it, plus progress stamps: a request
- * that streams its body is not stuck, whatever it lasts. */
-static ssize_t tio_fill(struct http_conn *c, double timeout)
-{
-	ssize_t n = conn_io_blocking.fill(c, timeout);
-	if (n > 0)
-		atomic_store_explicit(c->heartbeat, sb_now_ns(), memory_order_relaxed);
-	return n;
-}
-
-static int tio_send(struct http_conn *c, const struct iovec *iov, int iovcnt)
-{
-	int rc = conn_io_blocking.send(c, iov, iovcnt);
-	atomic_store_explicit(c->heartbeat, sb_now_ns(), memory_order_relaxed);
-	return rc;
-}
-
-static int tio_sendfile(struct http_conn *c, int fd, off_t off, size_t len)
-{
-	int rc = conn_blocking_sendfile(c, fd, off, len);
-	atomic_store_explicit(c->heartbeat, sb_now_ns(), memory_order_relaxed);
-	return rc;
-}
-
-static const struct conn_io thread_io = {tio_fill, tio_send, tio_sendfile};
-
 static void arm(struct tconn *tc)
 {
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = tc};
@@ -187,7 +161,7 @@ void tc_accept(struct tpool *tp, size_t which)
 		return;
 	}
 	tc->tp = tp;
-	http_conn_init(&tc->c, &tp->rt->env, &thread_io, fd, l, NULL);
+	http_conn_init(&tc->c, &tp->rt->env, &conn_io_progress, fd, l, NULL);
 	tc->c.model_data = tc;
 	tc->idle_since_ns = sb_now_ns();
 	tc->deadline_ns = tc->idle_since_ns + secs_ns(tp->conf->header_timeout);

@@ -110,4 +110,7 @@ void http_conn_close(struct http_conn *c);
  * and poll() only when the socket is not ready. */
 extern const struct conn_io conn_io_blocking;
 int conn_blocking_sendfile(struct http_conn *c, int fd, off_t off, size_t len);
+/* The same, stamping c->heartbeat with every partial read or write and
+ * while waiting for the client (thread model; see conn_io.c). */
+extern const struct conn_io conn_io_progress;
 #endif
