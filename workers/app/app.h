@@ -92,8 +92,8 @@ struct drover_response_ops {
 	 * A response to HEAD, a 1xx, 204 or 304 ends at its header section
 	 * (RFC 9112 §6.3): the bytes of write and sendfile are accepted (0) and
 	 * dropped.  Returns 0, or -1 if the client went away or the bytes pass
-	 * the announced Content-Length: the app should stop and return; once a
-	 * write failed, every later write fails. */
+	 * the announced Content-Length: the app should stop and return (once
+	 * the client is gone, every later write fails too). */
 	int (*write)(struct drover_response *resp, const void *buf, size_t len);
 	/* Send len bytes of file fd from offset off (sendfile(2) where the model
 	 * allows, else read+write); a block handed over like write.  Returns 0,

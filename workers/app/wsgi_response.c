@@ -226,6 +226,11 @@ int wsgi_sr_send_headers(struct wsgi_sr *sr, long long length)
 			PyErr_SetString(PyExc_RuntimeError, "drover refused the response status");
 		return -1;
 	}
+	/* The length of the body we are about to send, unless the status sends
+	 * none (1xx, 204, 304: a 304's length would have to be the 200's, RFC
+	 * 9110 §8.6, which only the app knows). */
+	if (code < 200 || code == 204 || code == 304)
+		length = -1;
 	if (length >= 0 && sr->remaining < 0) {
 		char b[24];
 		snprintf(b, sizeof b, "%lld", length);
@@ -347,13 +352,6 @@ static int send_known(struct wsgi_sr *sr, PyObject *seq)
 	/* An all-empty body sends its headers at the end (PEP 3333: not before
 	 * the first non-empty item); drover then gives Content-Length: 0. */
 	long long len = sequence_length(seq);
-	/* Not for 1xx, 204 and 304, which send no body: a 304's length would
-	 * have to be the 200's (RFC 9110 §8.6), which only the app knows. */
-	int code = sr->status ? check_status(sr->status) : -1;
-	if (code < 0)
-		PyErr_Clear(); /* reported when the headers are sent */
-	if (code < 200 || code == 204 || code == 304)
-		len = -1;
 	if (len > 0 && wsgi_sr_send_headers(sr, len) < 0)
 		return SENT_ERR;
 	return send_sequence(sr, seq);

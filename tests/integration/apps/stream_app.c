@@ -1,6 +1,6 @@
 /* C app for tests/integration/test_streaming.py and test_bodiless.py.
  *
- * /stream?n=N&gap=MS&log=PATH   N events "data: i\n\n" written MS ms apart,
+ * /stream?n=N&gap=S&log=PATH   N events "data: i\n\n" written S seconds apart,
  *     without a Content-Length; with log, each write appends "y I TIME", a
  *     failed write "fail I TIME", the return "close TIME" (TIME: Unix
  *     seconds, as Python's time.time()).
@@ -68,13 +68,13 @@ static int stream(struct drover_request *req, struct drover_response *resp)
 {
 	char nb[16], gb[16], lb[512];
 	int n = param(req, "n", nb, sizeof(nb)) ? atoi(nb) : 6;
-	int gap = param(req, "gap", gb, sizeof(gb)) ? atoi(gb) : 500;
+	double gap = param(req, "gap", gb, sizeof(gb)) ? atof(gb) : 0.5;
 	const char *log = param(req, "log", lb, sizeof(lb));
 	drover_header(resp, "Content-Type", "text/event-stream");
 	for (int i = 0; i < n; i++) {
 		char ev[32];
 		if (i)
-			usleep((useconds_t)gap * 1000);
+			usleep((useconds_t)(gap * 1e6));
 		int len = snprintf(ev, sizeof(ev), "data: %d\n\n", i);
 		if (drover_write(resp, ev, (size_t)len) < 0) {
 			note(log, "fail", i);
