@@ -159,7 +159,7 @@ def test_dropped_bytes_logged_once(drover):
 
 # ------------------------------------------------- Connection: close when closing
 
-def exchange(port, raw, wait_close=2.0):
+def exchange(port, raw, wait_close=1.0):
     """Send raw, read one response; then whether the server closed the
     connection (EOF or reset) within wait_close.  (head, closed)"""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
