@@ -54,7 +54,10 @@ static ssize_t ec_flush(struct econn *ec)
 }
 
 /* conn_io.send: queue the bytes; they go out after the batch of requests
- * (one write for a whole pipeline), or now if the queue got large. */
+ * (one write for a whole pipeline), or now if the queue got large.  A block
+ * the app streams (c->send_now) is written at once, without waiting for the
+ * socket: the app runs on the loop thread and may sleep before its next
+ * block (PEP 3333); what the socket does not take stays queued. */
 static int ec_send(struct http_conn *c, const struct iovec *iov, int iovcnt)
 {
 	struct econn *ec = c->model_data;
@@ -65,7 +68,7 @@ static int ec_send(struct http_conn *c, const struct iovec *iov, int iovcnt)
 	for (int i = 0; i < iovcnt; i++)
 		if (http_buf_append(&ec->out, iov[i].iov_base, iov[i].iov_len) < 0)
 			return -1;
-	if (ec_queued(ec) > OUT_HIGH && ec_flush(ec) < 0)
+	if ((c->send_now || ec_queued(ec) > OUT_HIGH) && ec_flush(ec) < 0)
 		return -1;
 	return 0;
 }
@@ -330,12 +333,6 @@ struct econn *econn_new(struct ev_worker *w, int fd, const struct worker_listene
 	ec->w = w;
 	http_conn_init(&ec->c, &w->rt->env, &ec_io, fd, l, NULL);
 	ec->c.model_data = ec;
-	if (l->family != AF_UNIX) {
-		/* One write per response: Nagle would only hold back the next
-		 * response of a pipeline or a chunked stream. */
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
 	ev_io_init(&ec->io, ec_on_io, fd, EV_READ);
 	ec->io.data = ec;
 	ev_io_start(w->loop, &ec->io);

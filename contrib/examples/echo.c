@@ -93,6 +93,24 @@ static int read_body(struct drover_request *req, struct out *o)
 	return n < 0 ? -1 : 0;
 }
 
+/* Each write is sent at once (see app.h).  A small answer is announced with
+ * its length and written whole; a large one shows the other way, a stream
+ * of pieces without a length (drover sends it chunked). */
+static int send_answer(struct drover_response *resp, const char *p, size_t len)
+{
+	enum { PIECE = 64 * 1024 };
+	if (len <= PIECE) {
+		char cl[24];
+		snprintf(cl, sizeof(cl), "%zu", len);
+		drover_header(resp, "Content-Length", cl);
+		return drover_write(resp, p, len);
+	}
+	for (size_t off = 0; off < len; off += PIECE)
+		if (drover_write(resp, p + off, len - off < PIECE ? len - off : PIECE) < 0)
+			return -1;
+	return 0;
+}
+
 static int echo_handle(struct drover_request *req, struct drover_response *resp)
 {
 	maybe_sleep(req->query);
@@ -123,7 +141,7 @@ static int echo_handle(struct drover_request *req, struct drover_response *resp)
 		return -1;
 	}
 	drover_header(resp, "Content-Type", "application/json");
-	rc = drover_write(resp, o.p, o.len);
+	rc = send_answer(resp, o.p, o.len);
 	free(o.p);
 	return rc;
 }

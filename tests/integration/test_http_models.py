@@ -225,7 +225,7 @@ def test_expect_100_continue(drover, model):
 
 def test_chunked_body_in_and_out(drover, model):
     d = start(drover, model)
-    payload = b"0123456789abcdef" * 8192  # 128 KiB: the JSON answer outgrows drover's hold buffer
+    payload = b"0123456789abcdef" * 8192  # 128 KiB: echo.so streams an answer over 64 KiB in pieces
     sizes, chunks, i = (7000, 10000), [], 0
     while i < len(payload):  # chunks of two sizes, so their edges fall all over
         part = payload[i:i + sizes[len(chunks) % 2]]

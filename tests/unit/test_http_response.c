@@ -215,29 +215,111 @@ static void test_head_request(void)
 	http_buf_free(&out);
 }
 
+/* RFC 9112 §6.3: 1xx, 204 and 304 end at the header section whatever the
+ * app writes; 1xx and 204 lose the app's Content-Length (RFC 9110 §8.6), a
+ * 304 keeps it (it is the 200's, §15.4.5).  Nothing is chunked or
+ * close-delimited, and the connection stays open. */
 static void test_no_body_statuses(void)
 {
-	static const int statuses[] = { 204, 304, 100, 101 };
+	static const struct {
+		int status, http_minor;
+		const char *length; /* Content-Length kept in the head, or NULL */
+	} cases[] = {
+		{ 204, 1, NULL }, { 304, 1, "10" }, { 100, 1, NULL }, { 101, 1, NULL },
+		{ 204, 0, NULL }, { 304, 0, "10" },
+	};
 
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct http_response r;
 		struct http_buf out = { 0 };
-		char want[160];
+		char want[200];
+		size_t head_len;
+		int st = cases[i].status;
 
 		http_response_init(&r, false, true);
-		CHECK(http_response_set_status(&r, statuses[i], NULL) == 0);
+		CHECK(http_response_set_status(&r, st, NULL) == 0);
 		CHECK(http_response_add_header(&r, "Content-Length", "10") == 0);
-		CHECK(http_response_head(&r, &out, 1, -1) == 0);
-		snprintf(want, sizeof(want), "HTTP/1.1 %d %s\r\nDate: D\r\nServer: drover\r\n\r\n",
-			 statuses[i], http_reason(statuses[i]));
+		CHECK(http_response_head(&r, &out, cases[i].http_minor, -1) == 0);
+		snprintf(want, sizeof(want), "HTTP/1.1 %d %s\r\nDate: D\r\nServer: drover\r\n%s%s%s%s\r\n",
+			 st, http_reason(st), cases[i].http_minor ? "" : "Connection: keep-alive\r\n",
+			 cases[i].length ? "Content-Length: " : "",
+			 cases[i].length ? cases[i].length : "", cases[i].length ? "\r\n" : "");
 		CHECK_UNDATED(&out, want);
-		CHECK(!r.chunked && !r.has_length && r.keep_alive);
-		CHECK(http_response_body(&r, &out, "x", 1) == -1);
+		CHECK(!r.chunked && !r.close_delimited && r.keep_alive);
+		CHECK(!http_response_body_allowed(&r));
+		head_len = out.len;
+		CHECK(http_response_body(&r, &out, "0123456789", 10) == 0);
+		CHECK(http_response_body(&r, &out, "xyz", 3) == 0); /* past the length: dropped too */
+		CHECK(http_response_admit(&r, 100) == 0); /* sendfile's bytes */
 		CHECK(http_response_body(&r, &out, "", 0) == 0);
 		CHECK(http_response_end(&r, &out) == 0);
+		CHECK(out.len == head_len);
+		CHECK(r.body_sent == 0 && r.body_dropped == 113);
+		CHECK(!http_response_length_reached(&r));
 		http_response_free(&r);
 		http_buf_free(&out);
 	}
+}
+
+/* HEAD: whatever the app writes is dropped, in every framing. */
+static void test_head_drops_body(void)
+{
+	struct http_response r;
+	struct http_buf out = { 0 };
+
+	http_response_init(&r, true, true);
+	CHECK(http_response_body(&r, &out, "x", 1) == -1); /* before the head */
+	CHECK(http_response_head(&r, &out, 0, -1) == 0);
+	CHECK_UNDATED(&out, "HTTP/1.1 200 OK\r\nDate: D\r\nServer: drover\r\n"
+			    "Connection: keep-alive\r\n\r\n");
+	CHECK(!r.close_delimited && r.keep_alive); /* 1.0: no body to delimit */
+	out.len = 0;
+	CHECK(http_response_body(&r, &out, "abc", 3) == 0);
+	CHECK(http_response_admit(&r, 7) == 0);
+	CHECK(http_response_end(&r, &out) == 0);
+	CHECK(out.len == 0 && r.body_dropped == 10 && r.body_sent == 0);
+	http_response_free(&r);
+
+	/* a 204 to HEAD, and an error response to HEAD */
+	http_response_init(&r, true, true);
+	CHECK(http_response_set_status(&r, 204, NULL) == 0);
+	CHECK(http_response_head(&r, &out, 1, 5) == 0);
+	CHECK_UNDATED(&out, "HTTP/1.1 204 No Content\r\nDate: D\r\nServer: drover\r\n\r\n");
+	http_response_free(&r);
+	out.len = 0;
+	CHECK(http_error_response_for(&out, 500, 1, true) == 0);
+	CHECK_UNDATED(&out, "HTTP/1.1 500 Internal Server Error\r\nDate: D\r\n"
+			    "Server: drover\r\nConnection: close\r\nContent-Length: 26\r\n"
+			    "Content-Type: text/plain; charset=utf-8\r\n\r\n");
+	http_buf_free(&out);
+}
+
+/* The end of a body by its length: what lets a queueing io keep the last
+ * block for the batch (and never a bodiless or chunked response). */
+static void test_length_reached(void)
+{
+	struct http_response r;
+	struct http_buf out = { 0 };
+
+	http_response_init(&r, false, true);
+	CHECK(http_response_add_header(&r, "Content-Length", "5") == 0);
+	CHECK(http_response_head(&r, &out, 1, -1) == 0);
+	CHECK(!http_response_length_reached(&r));
+	CHECK(http_response_body(&r, &out, "hel", 3) == 0);
+	CHECK(!http_response_length_reached(&r));
+	CHECK(http_response_admit(&r, 2) == 1); /* as sendfile would */
+	CHECK(http_response_length_reached(&r));
+	CHECK(http_response_admit(&r, 1) == -1);
+	CHECK(http_response_admit(&r, 0) == 0);
+	http_response_free(&r);
+	http_buf_free(&out);
+
+	http_response_init(&r, false, true);
+	CHECK(http_response_head(&r, &out, 1, -1) == 0); /* chunked */
+	CHECK(http_response_body(&r, &out, "abc", 3) == 0);
+	CHECK(!http_response_length_reached(&r));
+	http_response_free(&r);
+	http_buf_free(&out);
 }
 
 static void test_length_mismatch(void)
@@ -433,6 +515,8 @@ int main(void)
 	RUN(test_close_delimited_body);
 	RUN(test_head_request);
 	RUN(test_no_body_statuses);
+	RUN(test_head_drops_body);
+	RUN(test_length_reached);
 	RUN(test_length_mismatch);
 	RUN(test_header_validation);
 	RUN(test_app_header_policy);

@@ -71,16 +71,33 @@ struct drover_response_ops {
 	 * Only before the first write.  Returns 0, or -1 if headers were sent. */
 	int (*status)(struct drover_response *resp, int status, const char *reason);
 	/* Add a header (NUL-terminated strings; CR/LF are refused with -1).  Give
-	 * Content-Length to announce the length; without it drover computes it
-	 * when the whole body was written before handle() returned and fitted in
-	 * its buffer, or else sends the body chunked (HTTP/1.1) or close-delimited. */
+	 * Content-Length to announce the length: the body is then framed by it.
+	 * Without it, a response with no write at all gets Content-Length: 0,
+	 * and any other is sent chunked (HTTP/1.1) or ended by the close of the
+	 * connection (HTTP/1.0).  Only before the first write. */
 	int (*header)(struct drover_response *resp, const char *name, const char *value);
-	/* Append body bytes; may block in the sync and thread models.  Returns 0,
-	 * or -1 if the client went away (the app should stop and return). */
+	/* Hand body bytes over.  Each write is a block sent at once (PEP 3333's
+	 * rule for WSGI, kept for C apps too): the status line and headers go
+	 * with the first write, and drover never holds a block back waiting for
+	 * the next one, so an app that writes a piece and then sleeps has that
+	 * piece on its way to the client when write returns.  A write of 0
+	 * bytes sends the head now (e.g. a server-sent event stream).  In the
+	 * sync and thread models write returns once the bytes are in the
+	 * socket (it blocks while the client is slow); in the event model it
+	 * writes what the socket takes without waiting and queues the rest,
+	 * except that a write completing the announced Content-Length may wait
+	 * for handle() to return (it is then sent with the other responses of
+	 * a pipelined batch).  Write the body in few large pieces: each write
+	 * is a system call (and a chunk without Content-Length).
+	 * A response to HEAD, a 1xx, 204 or 304 ends at its header section
+	 * (RFC 9112 §6.3): the bytes of write and sendfile are accepted (0) and
+	 * dropped.  Returns 0, or -1 if the client went away or the bytes pass
+	 * the announced Content-Length: the app should stop and return (once
+	 * the client is gone, every later write fails too). */
 	int (*write)(struct drover_response *resp, const void *buf, size_t len);
 	/* Send len bytes of file fd from offset off (sendfile(2) where the model
-	 * allows, else read+write).  Returns 0, or -1 if the client went away or
-	 * the file could not be read. */
+	 * allows, else read+write); a block handed over like write.  Returns 0,
+	 * or -1 if the client went away or the file could not be read. */
 	int (*sendfile)(struct drover_response *resp, int fd, off_t off, size_t len);
 };
 

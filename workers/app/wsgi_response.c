@@ -226,6 +226,11 @@ int wsgi_sr_send_headers(struct wsgi_sr *sr, long long length)
 			PyErr_SetString(PyExc_RuntimeError, "drover refused the response status");
 		return -1;
 	}
+	/* The length of the body we are about to send, unless the status sends
+	 * none (1xx, 204, 304: a 304's length would have to be the 200's, RFC
+	 * 9110 §8.6, which only the app knows). */
+	if (code < 200 || code == 204 || code == 304)
+		length = -1;
 	if (length >= 0 && sr->remaining < 0) {
 		char b[24];
 		snprintf(b, sizeof b, "%lld", length);
@@ -326,14 +331,43 @@ static int send_iterable(struct wsgi_sr *sr, PyObject *result)
 	return rc;
 }
 
+/* A list or tuple of bytes is a body complete without waiting: its length
+ * is known before the first byte goes (PEP 3333 lets the server use len()
+ * of the iterable), so it gets an exact Content-Length instead of chunked
+ * framing.  -1 when an item is not bytes (the iteration then reports it). */
+static long long sequence_length(PyObject *seq)
+{
+	long long total = 0;
+	for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+		PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+		if (!PyBytes_Check(item))
+			return -1;
+		total += PyBytes_GET_SIZE(item);
+	}
+	return total;
+}
+
+static int send_known(struct wsgi_sr *sr, PyObject *seq)
+{
+	/* An all-empty body sends its headers at the end (PEP 3333: not before
+	 * the first non-empty item); drover then gives Content-Length: 0. */
+	long long len = sequence_length(seq);
+	if (len > 0 && wsgi_sr_send_headers(sr, len) < 0)
+		return SENT_ERR;
+	return send_sequence(sr, seq);
+}
+
 static int send_result(struct wsgi_sr *sr, PyObject *result)
 {
 	int rc = 1;
 	if (Py_IS_TYPE(result, &wsgi_file_wrapper_type))
 		rc = wsgi_file_send(sr, result); /* 1: no file descriptor, iterate */
 	if (rc == 1) {
+		/* Any other iterable is streamed: each item goes out as it comes,
+		 * chunked without a Content-Length (PEP 3333 "Buffering and
+		 * Streaming"). */
 		if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
-			rc = send_sequence(sr, result);
+			rc = send_known(sr, result);
 		else
 			rc = send_iterable(sr, result);
 	}

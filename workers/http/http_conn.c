@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -15,9 +16,6 @@
 #include "workers/http/access_log.h"
 #include "workers/wlog.h"
 
-/* Body bytes kept back before the head goes out, so that most responses
- * get an exact Content-Length instead of chunked framing. */
-#define BODY_HOLD_BYTES (64 * 1024)
 /* Unread request body drained after the response to keep the connection;
  * past this we close instead. */
 #define BODY_DRAIN_MAX (256 * 1024)
@@ -58,6 +56,12 @@ void http_conn_init(struct http_conn *c, const struct conn_env *env, const struc
 	c->fd = fd;
 	c->heartbeat = &env->slot->heartbeat_ns;
 	http_parse_init(&c->hp, &env->limits);
+	if (l->family != AF_UNIX) {
+		/* Each streamed block is its own write: Nagle would hold a small
+		 * one (or the last chunk) back until the previous one is acked. */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	if (!peer && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
@@ -139,31 +143,48 @@ static int flush_out(struct http_conn *c)
 	return 0;
 }
 
+/* PEP 3333 "Buffering and Streaming": a block the app handed over must not
+ * be delayed.  The blocking models' send puts it on the wire; the event
+ * model queues, so it is told to write now (without waiting), unless the
+ * body is complete by its length: then it goes when the app returns, with
+ * the other responses of a pipelined batch. */
+static int hand_over(struct http_conn *c)
+{
+	c->send_now = !http_response_length_reached(&c->resp);
+	int rc = flush_out(c);
+	c->send_now = false;
+	return rc;
+}
+
+/* The request body will have been read to its end when this response is
+ * over: read by the app or the model, or small enough for drain_body.
+ * Asked when the head goes, so that a connection that will close after the
+ * response says "Connection: close" in it (RFC 9112 §9.6). */
+static bool body_will_end(const struct http_conn *c)
+{
+	const struct http_parse *hp = &c->hp;
+	if (c->body_buffered || hp->state == HTTP_PARSE_DONE)
+		return true;
+	if (hp->state != HTTP_PARSE_BODY || c->body_broken)
+		return false;
+	if (hp->expect_continue && !c->continue_sent)
+		return false; /* drain_body will not ask for it */
+	return hp->content_length >= 0 &&
+	       (unsigned long long)hp->content_length - hp->body_read <= BODY_DRAIN_MAX;
+}
+
 /* Put the response head in c->head.  known: the whole body length, or -1. */
 static int put_head(struct http_conn *c, long long known)
 {
 	/* A drain that began while the app ran still makes this the last
 	 * response of the connection, and says so, so that the client does not
 	 * reuse a connection about to close. */
-	if (last_response(c))
+	if (last_response(c) || !body_will_end(c))
 		c->resp.keep_alive = false;
 	if (http_response_head(&c->resp, &c->head, c->hp.http_minor, known) < 0)
 		return -1;
 	c->head_on_wire = true;
 	return 0;
-}
-
-/* Start streaming: the body outgrew BODY_HOLD_BYTES or the app gave its
- * length.  The held bytes are re-framed behind the head. */
-static int start_streaming(struct http_conn *c)
-{
-	struct http_buf held = c->body;
-	c->body = (struct http_buf){0};
-	int rc = put_head(c, -1);
-	if (rc == 0 && held.len)
-		rc = http_response_body(&c->resp, &c->body, held.data, held.len);
-	http_buf_free(&held);
-	return rc < 0 ? -1 : flush_out(c);
 }
 
 static int resp_status(struct drover_response *r, int status, const char *reason)
@@ -178,42 +199,32 @@ static int resp_header(struct drover_response *r, const char *name, const char *
 	return c->head_on_wire ? -1 : http_response_add_header(&c->resp, name, value);
 }
 
+/* Every write is a block handed over (see app.h): the head goes with the
+ * first one (chunked, or close-delimited for HTTP/1.0, when the app gave no
+ * Content-Length), each block as it comes.  A bodiless response drops the
+ * bytes (http_response_body decides) and the connection stays in step. */
 static int resp_write(struct drover_response *r, const void *buf, size_t len)
 {
 	struct http_conn *c = r->server;
 	if (c->client_gone)
 		return -1;
-	if (!c->head_on_wire) {
-		if (c->resp.head_request && !c->resp.has_length) {
-			/* HEAD: count the bytes for Content-Length, send none. */
-			c->resp.body_sent += len;
-			return 0;
-		}
-		if (http_buf_append(&c->body, buf, len) < 0)
-			return -1;
-		if (c->body.len <= BODY_HOLD_BYTES && !c->resp.has_length)
-			return 0;
-		return start_streaming(c);
-	}
+	if (!c->head_on_wire && put_head(c, -1) < 0)
+		return -1;
 	if (http_response_body(&c->resp, &c->body, buf, len) < 0)
 		return -1;
-	return flush_out(c);
+	return hand_over(c);
 }
 
-/* Zero-copy when the io layer can and the bytes go out raw: the length was
- * announced (or the body is close-delimited), not chunked, not HEAD. */
+/* Zero-copy when the io layer can and the bytes go out raw (announced
+ * length or close-delimited, not chunked). */
 static int sendfile_direct(struct http_conn *c, int fd, off_t off, size_t len)
 {
-	if (!c->head_on_wire && start_streaming(c) < 0)
+	if (hand_over(c) < 0) /* the head first */
 		return -1;
-	struct http_response *r = &c->resp;
-	if (r->has_length && (unsigned long long)r->content_length - r->body_sent < len)
-		return -1; /* past the announced Content-Length */
 	if (c->io->sendfile(c, fd, off, len) < 0) {
 		c->client_gone = true;
 		return -1;
 	}
-	r->body_sent += len;
 	c->bytes_out += len;
 	return 0;
 }
@@ -223,9 +234,15 @@ static int resp_sendfile(struct drover_response *r, int fd, off_t off, size_t le
 	struct http_conn *c = r->server;
 	if (c->client_gone)
 		return -1;
-	bool raw = c->head_on_wire ? !c->resp.chunked : c->resp.has_length;
-	if (c->io->sendfile && raw && !c->resp.head_request)
+	if (!c->head_on_wire && put_head(c, -1) < 0)
+		return -1;
+	if (!http_response_body_allowed(&c->resp) || len == 0)
+		return http_response_admit(&c->resp, len) < 0 ? -1 : hand_over(c);
+	if (c->io->sendfile && !c->resp.chunked) {
+		if (http_response_admit(&c->resp, len) < 0)
+			return -1; /* past the announced Content-Length */
 		return sendfile_direct(c, fd, off, len);
+	}
 	/* Otherwise copy through the body buffer (chunk framing, event model). */
 	char buf[65536];
 	while (len > 0) {
@@ -280,8 +297,10 @@ static ssize_t req_read_body(struct drover_request *req, void *buf, size_t len)
 		}
 		in_compact(c);
 		ssize_t n = c->io->fill(c, c->env->conf->read_timeout);
-		if (n <= 0)
+		if (n <= 0) {
+			c->body_broken = true; /* the rest can never be read */
 			return -1;
+		}
 	}
 }
 
@@ -343,7 +362,8 @@ static int read_head(struct http_conn *c)
 static void answer_error(struct http_conn *c, int status)
 {
 	c->head.len = c->body.len = 0;
-	if (http_error_response(&c->head, status, c->hp.http_minor ? 1 : 0) == 0)
+	if (http_error_response_for(&c->head, status, c->hp.http_minor ? 1 : 0,
+				    c->resp.head_request) == 0)
 		flush_out(c);
 	c->resp.status = status;
 }
@@ -368,12 +388,14 @@ static void setup_exchange(struct http_conn *c, bool parsed)
 	bool ka = c->hp.keep_alive && c->env->keepalive_ok && c->env->conf->keepalive > 0 &&
 		  !last_response(c);
 	http_response_init(&c->resp, head, ka);
-	c->head_on_wire = c->continue_sent = c->client_gone = false;
+	c->head_on_wire = c->continue_sent = c->client_gone = c->body_broken = false;
 	c->bytes_out = 0;
 	c->head.len = c->body.len = 0;
 }
 
-/* After the app returned: send what is held, or end the stream. */
+/* After the app returned: the head if no write sent it (the body is then
+ * complete and empty: Content-Length: 0 unless the app gave one), and the
+ * end of the body. */
 static int finish_response(struct http_conn *c, int app_rc)
 {
 	if (!c->head_on_wire) {
@@ -386,23 +408,8 @@ static int finish_response(struct http_conn *c, int app_rc)
 			answer_error(c, st);
 			return -1;
 		}
-		long long len = c->resp.head_request ? (long long)c->resp.body_sent
-						     : (long long)c->body.len;
-		if (c->resp.has_length && !c->resp.head_request) {
-			/* Length announced and everything fitted in the hold buffer. */
-			struct http_buf held = c->body;
-			c->body = (struct http_buf){0};
-			int rc = put_head(c, -1);
-			if (rc == 0)
-				rc = http_response_body(&c->resp, &c->body, held.data, held.len);
-			http_buf_free(&held);
-			if (rc < 0)
-				return -1;
-		} else if (put_head(c, len) < 0) {
+		if (put_head(c, 0) < 0)
 			return -1;
-		} else {
-			c->resp.body_sent = (unsigned long long)len;
-		}
 	}
 	int ok = app_rc == 0 ? http_response_end(&c->resp, &c->body) : -1;
 	if (flush_out(c) < 0)
@@ -465,6 +472,11 @@ enum conn_result http_conn_dispatch(struct http_conn *c, int st)
 		keep = finish_response(c, rc) == 0 && c->resp.keep_alive && !c->client_gone;
 		if (keep && c->hp.state != HTTP_PARSE_DONE)
 			keep = drain_body(c);
+		if (c->resp.body_dropped)
+			wlog_debug("dropped %llu body bytes of a %d response to %.*s %.*s "
+				   "(RFC 9112 6.3: it ends at its header section)",
+				   c->resp.body_dropped, c->resp.status, (int)c->req.method.len,
+				   c->req.method.ptr, (int)c->req.target.len, c->req.target.ptr);
 	}
 	c->requests++;
 	account(c);

@@ -37,8 +37,9 @@ struct conn_io {
 	/* Read more bytes into c->in, waiting at most timeout seconds.  >0: bytes
 	 * read; 0: peer closed; -1: error or timeout (c->io_timed_out tells). */
 	ssize_t (*fill)(struct http_conn *c, double timeout);
-	/* Send all of iov (or queue it, for the event model).  0, or -1 if the
-	 * client went away or stalled past the timeout. */
+	/* Send all of iov (or queue it, for the event model; with c->send_now
+	 * it must also try to write the queue at once, without waiting).  0,
+	 * or -1 if the client went away or stalled past the timeout. */
 	int (*send)(struct http_conn *c, const struct iovec *iov, int iovcnt);
 	/* Optional: send len bytes of file fd from off straight from the page
 	 * cache (sendfile(2)).  0, or -1 as send.  NULL: the file is copied
@@ -64,6 +65,10 @@ struct http_conn {
 	bool io_timed_out;
 	bool continue_sent;
 	bool head_on_wire; /* the response head went to io->send */
+	bool body_broken; /* reading the request body failed (timeout, EOF) */
+	/* What io->send gets is a block the app handed over while it may still
+	 * run (and sleep): a queueing io must not keep it (PEP 3333). */
+	bool send_now;
 	/* Event model: the whole body decoded before dispatch; read_body then
 	 * serves it from here instead of reading the socket. */
 	struct http_buf prebody;

@@ -354,17 +354,28 @@ static bool status_has_body(int status)
 	return status >= 200 && status != 204 && status != 304;
 }
 
+bool http_response_body_allowed(const struct http_response *r)
+{
+	return !r->head_request && status_has_body(r->status);
+}
+
 /* Decide the framing: Content-Length, chunked, or the close of the
  * connection; and whether the connection may stay open. */
 static void response_framing(struct http_response *r, int http_minor, long long known)
 {
-	if (!status_has_body(r->status)) {
+	if (r->status < 200 || r->status == 204) {
+		/* RFC 9110 §8.6: a 1xx or 204 carries no Content-Length. */
 		r->has_length = false;
-		r->content_length = 0;
+		r->content_length = -1;
+	} else if (r->status == 304) {
+		/* §15.4.5: the app's length (if any) is the selected
+		 * representation's, kept as given; none is computed. */
 	} else if (!r->has_length && known >= 0) {
 		r->has_length = true;
 		r->content_length = known;
 	} else if (!r->has_length && http_minor >= 1) {
+		/* A HEAD gets the header fields a GET would (§9.3.2); no
+		 * chunk is ever framed for it. */
 		r->chunked = true;
 	} else if (!r->has_length && !r->head_request) {
 		/* HTTP/1.0 and no length: only the close can end the body */
@@ -427,22 +438,34 @@ int http_response_head(struct http_response *r, struct http_buf *out, int http_m
 	return 0;
 }
 
+int http_response_admit(struct http_response *r, size_t n)
+{
+	if (!r->head_sent)
+		return -1;
+	if (!http_response_body_allowed(r)) {
+		r->body_dropped += n;
+		return 0;
+	}
+	if (r->has_length && (unsigned long long)r->content_length - r->body_sent < n)
+		return -1;
+	r->body_sent += n;
+	return n > 0;
+}
+
+bool http_response_length_reached(const struct http_response *r)
+{
+	return r->has_length && http_response_body_allowed(r) &&
+	       r->body_sent >= (unsigned long long)r->content_length;
+}
+
 int http_response_body(struct http_response *r, struct http_buf *out, const void *p, size_t n)
 {
 	char hex[16], *h, *w;
 	size_t hl;
+	int rc = http_response_admit(r, n);
 
-	if (!r->head_sent)
-		return -1;
-	if (n == 0)
-		return 0; /* an empty chunk would end a chunked body */
-	if (!status_has_body(r->status))
-		return -1;
-	if (r->has_length && (unsigned long long)r->content_length - r->body_sent < n)
-		return -1;
-	r->body_sent += n;
-	if (r->head_request)
-		return 0;
+	if (rc <= 0) /* an empty chunk would end a chunked body: never framed */
+		return rc;
 	if (!r->chunked)
 		return http_buf_append(out, p, n);
 	h = fmt_hex(hex, n);
@@ -462,8 +485,8 @@ int http_response_end(struct http_response *r, struct http_buf *out)
 {
 	if (!r->head_sent)
 		return -1;
-	if (r->head_request)
-		return 0; /* HEAD: the length describes the GET body, not ours */
+	if (!http_response_body_allowed(r))
+		return 0; /* ends at the head; a HEAD's or 304's length is the GET's */
 	if (r->chunked)
 		return http_buf_append(out, LIT("0\r\n\r\n"));
 	if (r->has_length && r->body_sent < (unsigned long long)r->content_length)
@@ -471,7 +494,7 @@ int http_response_end(struct http_response *r, struct http_buf *out)
 	return 0;
 }
 
-int http_error_response(struct http_buf *out, int status, int http_minor)
+int http_error_response_for(struct http_buf *out, int status, int http_minor, bool head_request)
 {
 	struct http_response r;
 	char body[80], *w = body;
@@ -485,16 +508,21 @@ int http_error_response(struct http_buf *out, int status, int http_minor)
 	*w++ = ' ';
 	w = put(w, reason, strlen(reason));
 	*w++ = '\n';
-	http_response_init(&r, false, false);
+	http_response_init(&r, head_request, false);
 	rc = http_response_set_status(&r, status, NULL);
 	if (!rc)
 		rc = http_response_add_header(&r, "Content-Type", "text/plain; charset=utf-8");
 	if (!rc)
 		rc = http_response_head(&r, out, http_minor, w - body);
-	if (!rc && status_has_body(status))
+	if (!rc)
 		rc = http_response_body(&r, out, body, (size_t)(w - body));
 	if (!rc)
 		rc = http_response_end(&r, out);
 	http_response_free(&r);
 	return rc;
+}
+
+int http_error_response(struct http_buf *out, int status, int http_minor)
+{
+	return http_error_response_for(out, status, http_minor, false);
 }

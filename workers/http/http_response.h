@@ -30,7 +30,8 @@ struct http_response {
 	bool close_delimited; /* HTTP/1.0 client without a length: close ends the body */
 	bool keep_alive; /* Connection: keep-alive will be sent (decided at head time) */
 	bool head_request; /* HEAD: no body bytes are sent */
-	unsigned long long body_sent; /* body bytes passed to http_response_body() */
+	unsigned long long body_sent; /* body bytes framed for the wire (or sent raw) */
+	unsigned long long body_dropped; /* bytes the app gave a bodiless response */
 };
 
 /* Start a response.  keep_alive: what the request allows and the server wants;
@@ -48,11 +49,26 @@ int http_response_add_header(struct http_response *r, const char *name, const ch
 /* Write the status line and headers into out.  body_len_known >= 0: the whole
  * body is known to be this long (used when the app gave no Content-Length);
  * -1: unknown, so chunked for HTTP/1.1 (http_minor >= 1) or close-delimited.
- * 1xx, 204 and 304 responses get no length and no body. */
+ * Bodiless responses (see http_response_body_allowed) are never chunked or
+ * close-delimited; 1xx and 204 lose any Content-Length (RFC 9110 §8.6), a
+ * 304's or a HEAD's from the app is kept as it describes the GET body. */
 int http_response_head(struct http_response *r, struct http_buf *out, int http_minor,
 		       long long body_len_known);
+/* RFC 9112 §6.3, RFC 9110 §15.3.5, §15.4.5: a response to HEAD, a 1xx, a 204
+ * and a 304 end at their header section.  The one place that decides whether
+ * body bytes may go on the wire; every body path (framed writes, sendfile)
+ * goes through http_response_admit, which asks it. */
+bool http_response_body_allowed(const struct http_response *r);
+/* Admit n body bytes after the head: 1 they go on the wire (counted in
+ * body_sent), 0 they are dropped (a bodiless response: counted in
+ * body_dropped, or n == 0), -1 past the announced Content-Length or before
+ * the head.  For bytes sent outside http_response_body (sendfile). */
+int http_response_admit(struct http_response *r, size_t n);
+/* The body is complete by its announced length: nothing more may follow. */
+bool http_response_length_reached(const struct http_response *r);
 /* Frame body bytes into out (chunk header/trailer when chunked; nothing for
- * HEAD).  Returns 0, or -1 if the app writes past its Content-Length. */
+ * a bodiless response).  Returns 0, or -1 if the app writes past its
+ * Content-Length or out of memory. */
 int http_response_body(struct http_response *r, struct http_buf *out, const void *p, size_t n);
 /* Finish the body (last chunk "0\r\n\r\n" when chunked).  Returns 0, or -1 if
  * fewer bytes than the announced Content-Length were written (the connection
@@ -62,6 +78,8 @@ int http_response_end(struct http_response *r, struct http_buf *out);
 /* A complete small error response (text/plain body naming the status),
  * always with Connection: close. */
 int http_error_response(struct http_buf *out, int status, int http_minor);
+/* The same for a request whose method is known: a HEAD gets no body. */
+int http_error_response_for(struct http_buf *out, int status, int http_minor, bool head_request);
 /* Standard reason phrase, "Unknown" if none. */
 const char *http_reason(int status);
 /* "Sun, 06 Nov 1994 08:49:37 GMT" for now, cached per second (per thread). */
