@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "supervisor/control.h"
+#include "supervisor/handoff.h"
 #include "supervisor/log.h"
 #include "supervisor/metrics.h"
 #include "supervisor/notify.h"
@@ -56,6 +57,8 @@ static void begin_stop(struct arbiter *ar, bool graceful, int status)
 					       : FAST_STOP_NS);
 	log_info("%s stop: %u workers to stop", graceful ? "graceful" : "fast",
 		 pool_count(ar, false));
+	if (graceful)
+		handoff_stop_listening(ar); /* queued connections are in flight too */
 	stop_all(ar, graceful);
 }
 
@@ -230,6 +233,7 @@ static void on_child(struct ev_loop *loop, ev_child *cw, int revents)
 	log_exit(w, cw->rstatus);
 	sampler_worker_exited(ar, w);
 	sb_release(w->slot);
+	handoff_close(w);
 	memset(w, 0, sizeof(*w));
 	if (!booted && !asked && ar->state == MASTER_RUNNING && failed_itself(cw->rstatus))
 		boot_failed(ar, cw->rstatus);

@@ -38,6 +38,7 @@ struct worker_rec {
 	uint64_t stop_ns; /* when we asked it to stop (TERM), 0 if not */
 	uint64_t kill_ns; /* when SIGABRT/SIGKILL went out for a timeout */
 	bool booted; /* it reported ready once */
+	int chan; /* master end of the hand-off channel (handoff.h), 0: none */
 };
 
 struct sampler; /* sample.h */

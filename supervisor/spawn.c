@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "supervisor/arbiter.h"
+#include "supervisor/handoff.h"
 #include "supervisor/log.h"
 #include "supervisor/proctitle.h"
 #include "workers/app/app_loader.h"
@@ -31,10 +32,11 @@ static struct worker_rec *free_rec(struct arbiter *ar)
 	return NULL;
 }
 
-static void child_main(struct arbiter *ar, struct sb_slot *slot, unsigned no)
+static void child_main(struct arbiter *ar, struct sb_slot *slot, unsigned no, int chan)
 {
 	/* libev's epoll fd and signal pipe are the master's: drop them. */
 	ev_loop_destroy(ar->loop);
+	handoff_child_close(ar);
 	struct worker_args args = {
 		.conf = &ar->conf,
 		.listeners = ar->ls.l,
@@ -49,6 +51,7 @@ static void child_main(struct arbiter *ar, struct sb_slot *slot, unsigned no)
 		.set_title = proctitle_set,
 		.close_fds = ar->close_fds,
 		.nclose_fds = ar->nclose_fds,
+		.handoff_fd = chan,
 	};
 	_exit(worker_run(&args));
 }
@@ -73,23 +76,31 @@ int spawn_worker(struct arbiter *ar)
 	/* A signal (TERM of a quick stop or reload) landing between fork and the
 	 * worker's own handlers would hit the master's libev handler copy and be
 	 * lost: keep everything blocked until worker_run has set its handlers. */
+	int chan[2] = {0, -1};
+	int rc = handoff_pair(chan);
+	if (rc < 0)
+		log_error("hand-off channel for worker %u: %s", no, strerror(-rc));
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid_t pid = fork();
 	if (pid == 0)
-		child_main(ar, slot, no);
+		child_main(ar, slot, no, chan[1]);
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (chan[1] >= 0)
+		close(chan[1]);
 	if (pre && pre->after_fork_parent)
 		pre->after_fork_parent(pre);
 	if (pid < 0) {
 		log_error("fork: %s", strerror(errno));
+		if (chan[0] > 0)
+			close(chan[0]);
 		sb_release(slot);
 		return -1;
 	}
 	atomic_store(&slot->pid, pid);
 	*w = (struct worker_rec){.pid = pid, .no = no, .generation = ar->generation,
-				 .slot = slot, .spawned_ns = now};
+				 .slot = slot, .spawned_ns = now, .chan = chan[0]};
 	log_info("booting worker %u (pid %d)", no, (int)pid);
 	return 0;
 }

@@ -34,6 +34,7 @@ struct ev_worker {
 	int epfd; /* the wait set: listen sockets (EPOLLEXCLUSIVE) + libev's fd */
 	bool listening; /* listen sockets are in epfd */
 	bool draining;
+	bool chan_shut; /* end of the drain: the master hands over no more */
 	uint64_t drain_deadline_ns;
 	uint64_t idle_close_ns; /* draining: when idle keep-alive connections close */
 	uint64_t now_ns; /* taken after each wait: the loop's clock */
