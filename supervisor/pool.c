@@ -6,11 +6,13 @@
 #include "supervisor/pool.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "supervisor/handoff.h"
 #include "supervisor/log.h"
 #include "supervisor/proctitle.h"
 
@@ -151,11 +153,67 @@ void pool_command(struct pool *p, struct worker_rec *w, uint32_t cmd)
 	atomic_fetch_or_explicit(&w->slot->cmd, cmd, memory_order_release);
 }
 
+/* Workers that can take handed-over connections, idle ones first: a busy
+ * sync worker serves them only after its current request. */
+static size_t handoff_candidates(struct pool *p, struct worker_rec **out)
+{
+	size_t n = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+			struct worker_rec *w = &p->w[i];
+			if (!w->pid || w->stop_ns || w->chan <= 0)
+				continue;
+			uint32_t st = atomic_load(&w->slot->state);
+			if (st == SB_DRAINING || st == SB_EXITED)
+				continue; /* stopping on its own: its channel is shut or soon */
+			if ((st == SB_IDLE) == (pass == 0))
+				out[n++] = w;
+		}
+	}
+	return n;
+}
+
+/* The graceful stop's first step (see handoff.h for why the master does it):
+ * take the queued connections, stop listening, and give each connection to a
+ * worker, round-robin; one whose channel fails is dropped from the round.
+ * With no worker left, the client gets a 503. */
+static void handoff_queued(struct pool *p)
+{
+	struct handoff_conn *t = NULL;
+	int backlog = p->env.conf ? (int)p->env.conf->backlog : 0;
+	size_t nt = handoff_take_queues(p->env.ls, backlog, &t);
+	struct worker_rec *cand[SB_MAX_SLOTS];
+	size_t nc = handoff_candidates(p, cand), next = 0, refused = 0;
+	for (size_t i = 0; i < nt; i++) {
+		int rc = -EPIPE;
+		while (nc > 0) {
+			size_t k = next++ % nc;
+			rc = handoff_send(cand[k]->chan, &t[i]);
+			if (rc == 0)
+				break;
+			if (rc != -EAGAIN && rc != -EPIPE && rc != -ECONNREFUSED)
+				log_error("hand-off to worker %u (pid %d): %s", cand[k]->no,
+					  (int)cand[k]->pid, strerror(-rc));
+			cand[k] = cand[--nc];
+		}
+		if (rc == 0) {
+			close(t[i].fd); /* the worker has its own reference now */
+		} else {
+			handoff_refuse(t[i].fd);
+			refused++;
+		}
+	}
+	if (nt)
+		log_info("graceful stop: %zu queued connections handed to workers, %zu answered 503",
+			 nt - refused, refused);
+	free(t);
+}
+
 void pool_begin_stop(struct pool *p, bool graceful, uint64_t now)
 {
 	p->stopping = true;
-	/* A graceful stop's extra steps (stop listening, hand the queued
-	 * connections to the workers) begin here, before the workers drain. */
+	if (graceful)
+		handoff_queued(p); /* before the workers drain: they must still read it */
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
 		if (p->w[i].pid)
 			pool_stop_worker(p, &p->w[i], graceful, now);
@@ -200,11 +258,15 @@ static struct worker_rec *free_rec(struct pool *p)
 	return NULL;
 }
 
-static _Noreturn void child_main(struct pool *p, struct sb_slot *slot, unsigned no, pid_t master)
+static _Noreturn void child_main(struct pool *p, struct sb_slot *slot, unsigned no, pid_t master,
+				 int chan)
 {
 	/* libev's epoll fd and signal pipe are the master's: drop them. */
 	if (p->env.loop)
 		ev_loop_destroy(p->env.loop);
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
+		if (p->w[i].chan > 0)
+			close(p->w[i].chan); /* other workers' channels are the master's */
 	const struct pool_env *e = &p->env;
 	struct worker_args args = {
 		.conf = e->conf,
@@ -220,6 +282,7 @@ static _Noreturn void child_main(struct pool *p, struct sb_slot *slot, unsigned 
 		.set_title = proctitle_set,
 		.close_fds = e->master_fds.fd,
 		.nclose_fds = e->master_fds.n,
+		.handoff_fd = chan,
 	};
 	_exit(worker_run(&args));
 }
@@ -238,6 +301,10 @@ static struct worker_rec *spawn(struct pool *p, uint64_t now)
 	atomic_store(&slot->generation, p->generation);
 	sb_store(&slot->spawned_ns, now);
 	sb_store(&slot->heartbeat_ns, now);
+	int chan[2];
+	int rc = handoff_pair(chan);
+	if (rc < 0)
+		log_error("hand-off channel for worker %u: %s", no, strerror(-rc));
 	worker_app_before_fork(p->env.preloaded);
 	/* A signal (TERM of a quick stop or reload) landing between fork and the
 	 * worker's own handlers would hit the master's libev handler copy and be
@@ -249,19 +316,26 @@ static struct worker_rec *spawn(struct pool *p, uint64_t now)
 	 * died meanwhile would get 1 and never notice it is orphaned. */
 	pid_t master = getpid();
 	pid_t pid = p->ops.fork();
-	if (pid == 0)
-		child_main(p, slot, no, master);
+	if (pid == 0) {
+		if (chan[0] > 0)
+			close(chan[0]); /* the master's end of our own channel */
+		child_main(p, slot, no, master, chan[1]);
+	}
 	int err = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (chan[1] >= 0)
+		close(chan[1]);
 	worker_app_after_fork_parent(p->env.preloaded);
 	if (pid < 0) {
 		log_error("fork: %s", strerror(err));
+		if (chan[0] > 0)
+			close(chan[0]);
 		sb_release(slot);
 		return NULL;
 	}
 	atomic_store(&slot->pid, pid);
 	*w = (struct worker_rec){.pid = pid, .no = no, .generation = p->generation,
-				 .slot = slot, .spawned_ns = now};
+				 .slot = slot, .spawned_ns = now, .chan = chan[0]};
 	log_info("booting worker %u (pid %d)", no, (int)pid);
 	return w;
 }
@@ -338,6 +412,8 @@ enum pool_reap pool_reaped(struct pool *p, struct worker_rec *w, int status, uin
 		if (p->w[i].pid && p->w[i].successor == w->pid)
 			p->w[i].successor = 0; /* its replacement died: fork another */
 	sb_release(w->slot);
+	if (w->chan > 0)
+		close(w->chan);
 	memset(w, 0, sizeof(*w));
 	pool_request_manage(p);
 	if (!booted && !asked && !p->stopping && failed_itself(status))

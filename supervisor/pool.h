@@ -30,8 +30,7 @@ struct worker_rec {
 	uint64_t replace_ns; /* replace() asked: it drains once its successor accepts */
 	pid_t successor; /* the worker forked to replace this one, 0 if none yet */
 	bool booted; /* it reported ready once */
-	/* A per-worker channel fd (the master's end of a socketpair, e.g. to hand
-	 * queued connections over at a graceful stop) belongs here. */
+	int chan; /* master's end of the hand-off channel (handoff.h), 0: none */
 };
 
 /* Who moves the target.  The operator (signals, control socket) sets it
@@ -107,7 +106,10 @@ void pool_new_generation(struct pool *p, unsigned target);
 int pool_replace(struct pool *p, pid_t pid, uint64_t now);
 /* Ask one worker to stop: graceful (TERM, drain) or fast (QUIT). */
 void pool_stop_worker(struct pool *p, struct worker_rec *w, bool graceful, uint64_t now);
-/* Begin the pool's stop: no more forks, every worker asked to stop. */
+/* Begin the pool's stop: no more forks, every worker asked to stop.  A
+ * graceful stop first takes what the listen queues hold, stops listening and
+ * hands those connections to the workers (handoff.h): they count as in
+ * flight. */
 void pool_begin_stop(struct pool *p, bool graceful, uint64_t now);
 /* Signal a worker outside a stop (SIGABRT for a timeout, SIGKILL); the
  * first such signal is remembered in kill_ns. */

@@ -19,6 +19,7 @@ const int event_model_ready = 1;
 #define ACCEPT_BATCH 4 /* connections taken per wakeup and listener */
 #define MAX_EVENTS 64
 #define BACKEND_TAG UINT64_MAX /* epoll data of libev's fd in the wait set */
+#define CHAN_TAG (UINT64_MAX - 1) /* ... and of the hand-off channel */
 #define ACCEPT_PAUSE_NS 100000000ull /* after EMFILE and friends */
 #define LIBEV_MAX_PASSES 16 /* libev passes per wakeup (evw_dispatch) */
 
@@ -78,12 +79,26 @@ static bool evw_accept(struct ev_worker *w, size_t i)
 			evw_listen(w, false); /* others have fewer: let them take it */
 			break;
 		}
+		/* A slot of max_requests for the connection's request, or the
+		 * connection stays queued for another worker. */
+		if (!req_budget_claim(w->rt->env.budget)) {
+			evw_listen(w, false);
+			break;
+		}
 		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			req_budget_unclaim(w->rt->env.budget);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
+			if (errno == EINVAL) {
+				/* The master shut the listener: a graceful stop
+				 * (TERM follows).  Drain, which stops listening. */
+				atomic_store(&worker_draining, 1);
+				break;
+			}
 			wlog_error("accept4(%s): %s", l->name, strerror(errno));
 			/* EMFILE, ENOBUFS...: let connections close first. */
 			w->paused_until_ns = w->now_ns + ACCEPT_PAUSE_NS;
@@ -91,8 +106,12 @@ static bool evw_accept(struct ev_worker *w, size_t i)
 			break;
 		}
 		sb_add(&w->rt->args->slot->accepted, 1);
-		if (!econn_new(w, fd, l)) {
+		struct econn *ec = econn_new(w, fd, l);
+		if (ec) {
+			ec->c.slot_held = true;
+		} else {
 			wlog_error("out of memory for a connection from %s", l->name);
+			req_budget_unclaim(w->rt->env.budget);
 			close(fd);
 		}
 		any = true;
@@ -101,6 +120,39 @@ static bool evw_accept(struct ev_worker *w, size_t i)
 	if (w->nconns >= w->cap)
 		evw_listen(w, false);
 	return any;
+}
+
+/* Adopt the connections the master handed over (graceful stop).  true: some
+ * (libev has new watchers).  A shut or closed channel leaves the wait set. */
+static bool evw_take_handoffs(struct ev_worker *w)
+{
+	bool any = false;
+	const struct worker_listener *l;
+	int fd;
+	while ((fd = worker_handoff_take(w->rt, &l)) >= 0) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || !econn_new(w, fd, l)) {
+			wlog_error("cannot take a handed-over connection: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		sb_add(&w->rt->args->slot->accepted, 1);
+		any = true;
+	}
+	if (fd == -EPIPE && w->rt->args->handoff_fd >= 0)
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->rt->args->handoff_fd, NULL);
+	return any;
+}
+
+/* End of the drain: shut the hand-off channel (the master's later sends go
+ * to another worker) and adopt what it still holds.  true: there was some. */
+static bool evw_handoffs_left(struct ev_worker *w)
+{
+	if (!w->chan_shut) {
+		worker_handoff_shut(w->rt);
+		w->chan_shut = true;
+	}
+	return evw_take_handoffs(w);
 }
 
 static uint64_t limit_ns(const struct ev_worker *w, int k)
@@ -124,6 +176,17 @@ static bool evw_expire(struct ev_worker *w, uint64_t now)
 	return any;
 }
 
+/* Draining, idle keep-alive connections wait while any request of the
+ * worker is still on its way (a connection not yet past its first head, a
+ * body, a response being written): until then a client's next request is
+ * served (Connection: close), not met by our close. */
+static bool evw_idle_closable(const struct ev_worker *w)
+{
+	return w->draining && w->waits[EC_WAIT_IDLE].head && w->inflight == 0 &&
+	       !w->waits[EC_WAIT_HEAD].head && !w->waits[EC_WAIT_BODY].head &&
+	       !w->waits[EC_WAIT_WRITE].head;
+}
+
 /* Time until the next tick or connection deadline, for epoll_wait. */
 static int evw_wait_ms(const struct ev_worker *w, uint64_t now)
 {
@@ -133,7 +196,7 @@ static int evw_wait_ms(const struct ev_worker *w, uint64_t now)
 			next = w->waits[k].head->since_ns + limit_ns(w, k);
 	if (w->paused_until_ns > now && w->paused_until_ns < next)
 		next = w->paused_until_ns;
-	if (w->draining && w->waits[EC_WAIT_IDLE].head && w->idle_close_ns < next)
+	if (evw_idle_closable(w) && w->idle_close_ns < next)
 		next = w->idle_close_ns;
 	return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
 }
@@ -150,15 +213,16 @@ static void evw_begin_drain(struct ev_worker *w, uint64_t now)
 	w->drain_deadline_ns = now + grace - margin;
 	wlog_debug("worker %u draining: %u connections, %u requests in flight",
 		   w->rt->args->worker_no, w->nconns, w->inflight);
-	/* Idle keep-alive connections are closed politely after a short grace:
-	 * a request already on its way is then answered (Connection: close)
-	 * instead of crossing our close.  Busy ones end after their response. */
+	/* Idle keep-alive connections are closed politely after a short grace,
+	 * and only once no request is left (evw_idle_closable): a request on
+	 * its way is then answered (Connection: close) instead of crossing our
+	 * close.  Busy ones end after their response. */
 	w->idle_close_ns = now + DRAIN_IDLE_GRACE_NS;
 }
 
 static bool evw_close_idle(struct ev_worker *w, uint64_t now)
 {
-	if (!w->draining || now < w->idle_close_ns || !w->waits[EC_WAIT_IDLE].head)
+	if (!evw_idle_closable(w) || now < w->idle_close_ns)
 		return false;
 	while (w->waits[EC_WAIT_IDLE].head)
 		econn_drain(w->waits[EC_WAIT_IDLE].head);
@@ -181,8 +245,13 @@ static bool evw_turn(struct ev_worker *w)
 	}
 	dirty |= evw_expire(w, now);
 	dirty |= evw_close_idle(w, now);
+	/* No slot of max_requests left: stop listening before the next wait,
+	 * so the kernel wakes another worker for the next connection. */
+	bool budget = req_budget_left(w->rt->env.budget);
+	if (w->listening && !budget)
+		evw_listen(w, false);
 	if (!w->listening && !w->draining && w->nconns < w->cap && now >= w->paused_until_ns &&
-	    sb_fair_to_accept(w->rt->args->sb, w->rt->args->slot))
+	    budget && sb_fair_to_accept(w->rt->args->sb, w->rt->args->slot))
 		evw_listen(w, true);
 	return dirty;
 }
@@ -249,6 +318,10 @@ static int evw_setup(struct ev_worker *w)
 		wlog_error("cannot find libev's epoll fd (%d): %s", guess, strerror(errno));
 		return -1;
 	}
+	int chan = w->rt->args->handoff_fd;
+	struct epoll_event c = {.events = EPOLLIN, .data.u64 = CHAN_TAG};
+	if (chan >= 0 && epoll_ctl(w->epfd, EPOLL_CTL_ADD, chan, &c) < 0)
+		wlog_error("epoll_ctl(hand-off channel): %s", strerror(errno));
 	return 0;
 }
 
@@ -285,8 +358,13 @@ static void evw_loop_run(struct ev_worker *w)
 	for (;;) {
 		w->now_ns = sb_now_ns();
 		bool dirty = evw_turn(w);
-		if (w->draining && (w->nconns == 0 || w->now_ns >= w->drain_deadline_ns))
+		if (w->draining && w->now_ns >= w->drain_deadline_ns)
 			break;
+		if (w->draining && w->nconns == 0) {
+			if (!evw_handoffs_left(w))
+				break;
+			dirty = true;
+		}
 		if (dirty || w->unsettled)
 			evw_dispatch(w); /* apply watcher changes before blocking */
 		int ms = w->unsettled ? 0 : evw_wait_ms(w, w->now_ns);
@@ -301,6 +379,8 @@ static void evw_loop_run(struct ev_worker *w)
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 == BACKEND_TAG)
 				run = true;
+			else if (evs[i].data.u64 == CHAN_TAG)
+				run |= evw_take_handoffs(w);
 			else if (w->listening)
 				run |= evw_accept(w, (size_t)evs[i].data.u64);
 		}

@@ -179,7 +179,6 @@ static void ec_dispatch(struct econn *ec, int st)
 	ec->head_started = ec->sent_continue = false;
 	if (r == CONN_CLOSE || ec->c.client_gone)
 		ec->closing = true;
-	worker_check_max_requests(w->rt);
 }
 
 /* Parse and answer the buffered requests in order, while the output queue

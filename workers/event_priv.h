@@ -36,6 +36,7 @@ struct ev_worker {
 	bool draining;
 	bool invoked; /* the current libev pass ran callbacks */
 	bool unsettled; /* libev may hold watcher changes not yet in its epoll set */
+	bool chan_shut; /* end of the drain: the master hands over no more */
 	uint64_t drain_deadline_ns;
 	uint64_t idle_close_ns; /* draining: when idle keep-alive connections close */
 	uint64_t now_ns; /* taken after each wait: the loop's clock */

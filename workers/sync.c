@@ -2,7 +2,9 @@
  * connection (Connection: close), so a worker is either idle in accept or busy
  * with exactly one client.  Listen sockets are non-blocking (the event model
  * shares them): accept first, and poll only when nothing is queued, so a
- * loaded worker makes no poll call at all. */
+ * loaded worker makes no poll call at all.  At a graceful stop, what the
+ * master took from the listen queues arrives on the hand-off channel and is
+ * served before the worker exits. */
 #include <errno.h>
 #include <string.h>
 #include <poll.h>
@@ -27,6 +29,12 @@ static int sync_accept(struct worker_rt *rt, size_t *which, struct sockaddr_stor
 			*which = i;
 			return fd;
 		}
+		if (errno == EINVAL) {
+			/* The master shut the listener: a graceful stop, whose TERM
+			 * follows.  Stop now rather than spin on a hung-up socket. */
+			atomic_store(&worker_draining, 1);
+			return -1;
+		}
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 			wlog_error("accept: %s", strerror(errno));
 			usleep(100000); /* let connections close before retrying */
@@ -41,8 +49,9 @@ static int sync_accept(struct worker_rt *rt, size_t *which, struct sockaddr_stor
 	return -1;
 }
 
-static void sync_serve(struct worker_rt *rt, int fd, size_t which,
-		       const struct sockaddr_storage *peer)
+/* peer: as accept() gave it, or NULL to ask the kernel. */
+static void sync_serve(struct worker_rt *rt, int fd, const struct worker_listener *l,
+		       const struct sockaddr *peer)
 {
 	struct sb_slot *s = rt->args->slot;
 	struct http_conn c;
@@ -50,8 +59,7 @@ static void sync_serve(struct worker_rt *rt, int fd, size_t which,
 	sb_set_state(s, SB_BUSY);
 	atomic_store_explicit(&s->inflight, 1, memory_order_relaxed);
 	atomic_store_explicit(&s->connections, 1, memory_order_relaxed);
-	http_conn_init(&c, &rt->env, &conn_io_blocking, fd, &rt->args->listeners[which],
-		       (const struct sockaddr *)peer);
+	http_conn_init(&c, &rt->env, &conn_io_blocking, fd, l, peer);
 	sb_store(&s->req_start_ns, sb_now_ns());
 	while (http_conn_serve(&c) == CONN_KEEP && !atomic_load(&worker_draining))
 		;
@@ -77,8 +85,14 @@ int sync_run(struct worker_rt *rt)
 		struct sockaddr_storage peer;
 		int fd = sync_accept(rt, &which, &peer);
 		if (fd >= 0)
-			sync_serve(rt, fd, which, &peer);
+			sync_serve(rt, fd, &rt->args->listeners[which], (struct sockaddr *)&peer);
 	}
 	sb_set_state(s, SB_DRAINING);
+	/* Connections the master took from the listen queues: in flight too. */
+	worker_handoff_shut(rt);
+	const struct worker_listener *l;
+	int fd;
+	while ((fd = worker_handoff_take(rt, &l)) >= 0)
+		sync_serve(rt, fd, l, NULL);
 	return WORKER_EXIT_OK;
 }

@@ -29,6 +29,7 @@ void tp_gate_locked(struct tpool *tp)
 {
 	bool want = !tp->draining && !tp->accept_paused && tp->nready + tp->busy < tp->nthreads &&
 		    tp->nconns < (unsigned)tp->conf->worker_connections &&
+		    req_budget_left(tp->rt->env.budget) &&
 		    sb_fair_to_accept(tp->rt->args->sb, tp->slot);
 	if (want == tp->listening)
 		return;
@@ -217,6 +218,8 @@ static void on_events(struct tpool *tp, const struct epoll_event *ev, int n)
 		uint64_t u = ev[i].data.u64;
 		if (u < tp->rt->args->nlisteners) {
 			tc_accept(tp, (size_t)u);
+		} else if (u == TP_EV_CHAN) {
+			tc_take_handoffs(tp);
 		} else if (u == TP_EV_WAKE) {
 			uint64_t v;
 			ssize_t r = read(tp->evfd, &v, sizeof(v));
@@ -246,6 +249,17 @@ static bool drain_done(struct tpool *tp, uint64_t now)
 	_exit(WORKER_EXIT_OK);
 }
 
+/* End of the drain: shut the hand-off channel (the master's later sends go
+ * to another worker) and adopt what it still holds.  true: there was some. */
+static bool handoffs_left(struct tpool *tp)
+{
+	if (!tp->chan_shut) {
+		worker_handoff_shut(tp->rt);
+		tp->chan_shut = true;
+	}
+	return tc_take_handoffs(tp) > 0;
+}
+
 static void poll_loop(struct tpool *tp)
 {
 	int tick = worker_tick_ms(tp->conf);
@@ -267,7 +281,7 @@ static void poll_loop(struct tpool *tp)
 			housekeeping(tp, now);
 			next_house = now + (uint64_t)wait_ms * 1000000ull;
 		}
-		if (tp->draining && drain_done(tp, now))
+		if (tp->draining && drain_done(tp, now) && !handoffs_left(tp))
 			return;
 	}
 }
@@ -297,6 +311,10 @@ static int tp_init(struct tpool *tp, struct worker_rt *rt)
 		wlog_error("epoll_ctl(eventfd): %s", strerror(errno));
 		return -1;
 	}
+	int chan = rt->args->handoff_fd;
+	struct epoll_event cev = {.events = EPOLLIN, .data.u64 = TP_EV_CHAN};
+	if (chan >= 0 && epoll_ctl(tp->epfd, EPOLL_CTL_ADD, chan, &cev) < 0)
+		wlog_error("epoll_ctl(hand-off channel): %s", strerror(errno));
 	return 0;
 }
 

@@ -136,6 +136,12 @@ static int accept_one(struct tpool *tp, int lfd)
 	if (fd >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
 	    errno == ECONNABORTED)
 		return fd;
+	if (errno == EINVAL) {
+		/* The master shut the listener (graceful stop; TERM follows):
+		 * drain now, which stops watching it. */
+		atomic_store(&worker_draining, 1);
+		return -1;
+	}
 	wlog_error("accept: %s", strerror(errno));
 	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 		/* The listener stays readable: stop watching it for a tick. */
@@ -147,22 +153,22 @@ static int accept_one(struct tpool *tp, int lfd)
 	return -1;
 }
 
-/* One connection per wake-up: the others in the queue wake other workers
- * (the listeners are EPOLLEXCLUSIVE), which spreads the clients. */
-void tc_accept(struct tpool *tp, size_t which)
+/* A new connection (accepted, or handed over by the master) joins the
+ * poller: its head is read now if there, else when it arrives.  slot: it
+ * holds a slot of max_requests. */
+static void tc_adopt(struct tpool *tp, int fd, const struct worker_listener *l, bool slot)
 {
-	const struct worker_listener *l = &tp->rt->args->listeners[which];
-	int fd = accept_one(tp, l->fd);
-	if (fd < 0)
-		return;
 	struct tconn *tc = calloc(1, sizeof(*tc));
 	if (!tc) {
 		close(fd);
+		if (slot)
+			req_budget_unclaim(tp->rt->env.budget);
 		return;
 	}
 	tc->tp = tp;
 	http_conn_init(&tc->c, &tp->rt->env, &conn_io_progress, fd, l, NULL);
 	tc->c.model_data = tc;
+	tc->c.slot_held = slot;
 	tc->idle_since_ns = sb_now_ns();
 	tc->deadline_ns = tc->idle_since_ns + secs_ns(tp->conf->header_timeout);
 	/* The request is often there already: skip a trip through epoll. */
@@ -190,6 +196,43 @@ void tc_accept(struct tpool *tp, size_t which)
 	else
 		tp_gate_locked(tp);
 	pthread_mutex_unlock(&tp->mu);
+}
+
+/* One connection per wake-up: the others in the queue wake other workers
+ * (the listeners are EPOLLEXCLUSIVE), which spreads the clients. */
+void tc_accept(struct tpool *tp, size_t which)
+{
+	const struct worker_listener *l = &tp->rt->args->listeners[which];
+	/* A slot of max_requests for its request.  The gate stops watching
+	 * the listeners when none is left, but a request thread may take the
+	 * last one while this wake-up is on its way: the connection is then
+	 * accepted anyway (the wake-up was ours; declining it would leave the
+	 * connection queued with no worker woken for it) and the gate closes. */
+	bool slot = req_budget_claim(tp->rt->env.budget);
+	int fd = accept_one(tp, l->fd);
+	if (fd >= 0)
+		tc_adopt(tp, fd, l, slot);
+	else if (slot)
+		req_budget_unclaim(tp->rt->env.budget);
+	if (!slot) {
+		pthread_mutex_lock(&tp->mu);
+		tp_gate_locked(tp);
+		pthread_mutex_unlock(&tp->mu);
+	}
+}
+
+unsigned tc_take_handoffs(struct tpool *tp)
+{
+	unsigned n = 0;
+	const struct worker_listener *l;
+	int fd;
+	while ((fd = worker_handoff_take(tp->rt, &l)) >= 0) {
+		tc_adopt(tp, fd, l, false);
+		n++;
+	}
+	if (fd == -EPIPE && tp->rt->args->handoff_fd >= 0)
+		epoll_ctl(tp->epfd, EPOLL_CTL_DEL, tp->rt->args->handoff_fd, NULL);
+	return n;
 }
 
 static void linger_read(struct tpool *tp, struct tconn *tc)
@@ -233,26 +276,52 @@ void tc_event(struct tpool *tp, struct tconn *tc)
 	pthread_mutex_unlock(&tp->mu);
 }
 
+/* An idle keep-alive connection: its last response is out and no byte of
+ * a next request has come (mu held). */
+static bool is_idle(struct tconn *tc)
+{
+	return atomic_load_explicit(&tc->state, memory_order_acquire) == TC_POLLED &&
+	       !tc->head_started && tc->c.requests > 0;
+}
+
+/* Draining, idle connections are closed only once no request of the worker
+ * is left (running, queued, or a connection not yet past its first head):
+ * until then a keep-alive client's next request is served (Connection:
+ * close) rather than met by our close (mu held). */
+static bool drain_quiet_locked(struct tpool *tp)
+{
+	if (!tp->draining || tp->busy || tp->nready)
+		return false;
+	for (struct tconn *tc = tp->conns; tc; tc = tc->next)
+		if (atomic_load_explicit(&tc->state, memory_order_acquire) != TC_LINGER &&
+		    !is_idle(tc))
+			return false;
+	return true;
+}
+
 /* Whether the poller should close tc now (mu held, tc the poller's). */
-static bool sweep_wants(struct tpool *tp, struct tconn *tc, uint64_t now)
+static bool sweep_wants(struct tpool *tp, struct tconn *tc, uint64_t now, bool quiet)
 {
 	int s = atomic_load_explicit(&tc->state, memory_order_acquire);
 	if (s != TC_POLLED && s != TC_LINGER)
 		return false;
 	if (now >= tc->deadline_ns)
 		return true;
-	/* Draining: an idle connection goes, unless its next request is
-	 * already arriving (then it is served, with Connection: close). */
-	return s == TC_POLLED && tp->draining && !tc->head_started &&
-	       tc->idle_since_ns + DRAIN_IDLE_GRACE_NS <= now && !has_unread(tc);
+	/* Draining and quiet: an idle connection goes after a short grace, in
+	 * which a next request already on its way is still served.  One that
+	 * has not brought its first request yet is not idle: the client
+	 * connected to be served, and it is (within header_timeout). */
+	return quiet && is_idle(tc) && tc->idle_since_ns + DRAIN_IDLE_GRACE_NS <= now &&
+	       !has_unread(tc);
 }
 
 void tc_sweep(struct tpool *tp, uint64_t now)
 {
 	struct tconn *list = NULL;
 	pthread_mutex_lock(&tp->mu);
+	bool quiet = drain_quiet_locked(tp);
 	for (struct tconn *tc = tp->conns; tc; tc = tc->next) {
-		if (sweep_wants(tp, tc, now)) {
+		if (sweep_wants(tp, tc, now, quiet)) {
 			tc->qnext = list;
 			list = tc;
 		}

@@ -56,13 +56,18 @@ struct tpool {
 	bool listening; /* listen sockets in epfd */
 	bool accept_paused; /* out of fds: stop accepting until the next tick */
 	bool draining, stopping;
+	bool chan_shut; /* end of the drain: the master sends no more */
 };
 
 /* epoll data of the non-connection fds: listeners are 0..nlisteners-1. */
 #define TP_EV_WAKE 1000u
+#define TP_EV_CHAN 1001u /* the hand-off channel from the master */
 
 /* thread_conn.c.  Poller side: */
 void tc_accept(struct tpool *tp, size_t which);
+/* Adopt the connections the master handed over (graceful stop); how many.
+ * A shut or closed channel leaves the epoll set. */
+unsigned tc_take_handoffs(struct tpool *tp);
 void tc_event(struct tpool *tp, struct tconn *tc);
 /* Close expired connections; when draining, idle ones too. */
 void tc_sweep(struct tpool *tp, uint64_t now);

@@ -163,16 +163,6 @@ static void run_commands(struct worker_rt *rt, uint32_t cmd)
 		raise(SIGUSR2);
 }
 
-void worker_check_max_requests(struct worker_rt *rt)
-{
-	if (!rt->max_requests || sb_load(&rt->args->slot->requests) < rt->max_requests ||
-	    atomic_load(&worker_draining))
-		return;
-	wlog_info("worker %u reached max_requests (%llu): restarting", rt->args->worker_no,
-		  (unsigned long long)rt->max_requests);
-	atomic_store(&worker_draining, 1);
-}
-
 void worker_idle_point(struct worker_rt *rt)
 {
 	struct sb_slot *s = rt->args->slot;
@@ -185,7 +175,6 @@ void worker_idle_point(struct worker_rt *rt)
 		sample_heap(s, now);
 		rt->next_heap_sample_ns = now + (uint64_t)(rt->args->conf->heap_sample_interval * 1e9);
 	}
-	worker_check_max_requests(rt);
 	if (reopen_logs) {
 		reopen_logs = 0;
 		reopen_log_files(rt);
@@ -273,8 +262,8 @@ int worker_run(const struct worker_args *a)
 		.draining = &worker_draining,
 		.alog = open_access_log(a),
 	};
-	rt.max_requests = pick_max_requests(conf, a->worker_no);
-	rt.env.max_requests = rt.max_requests;
+	rt.budget.max = pick_max_requests(conf, a->worker_no);
+	rt.env.budget = &rt.budget;
 	switch (conf->worker_class) {
 	case WORKER_THREAD: rc = thread_run(&rt); break;
 	case WORKER_EVENT: rc = event_run(&rt); break;

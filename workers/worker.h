@@ -46,6 +46,16 @@ struct worker_args {
 	/* fds the worker must close first thing (control socket, libev's fds). */
 	const int *close_fds;
 	size_t nclose_fds;
+	/* The worker's end of its hand-off channel (-1: none): at a graceful
+	 * stop the master passes connections it took from the listen queues. */
+	int handoff_fd;
+};
+
+/* One message on the hand-off channel (SOCK_SEQPACKET): one connection fd in
+ * SCM_RIGHTS, taken by the master from the listen socket listen_fd (the fd
+ * number the worker inherited too). */
+struct worker_handoff_msg {
+	int32_t listen_fd;
 };
 
 /* Run a worker to its end; returns an enum worker_exit.  Called in the child

@@ -12,23 +12,31 @@
 struct worker_rt {
 	const struct worker_args *args;
 	struct conn_env env;
-	uint64_t max_requests; /* 0: unlimited; jitter already added */
+	struct req_budget budget; /* max_requests, jitter added (env.budget) */
 	uint64_t next_heap_sample_ns;
 	uint64_t next_ppid_check_ns;
 	const char *model; /* "sync", "thread", "event" */
 };
 
-/* Set by SIGTERM, a drain command or max_requests: stop accepting. */
+/* Set by SIGTERM, a drain command, a hand-off, or the request that reaches
+ * max_requests (http_conn.c): stop accepting. */
 extern atomic_int worker_draining;
 
 /* Duties at an idle point of the worker (between requests): heartbeat,
- * master's commands, heap figures, max_requests, parent still alive.
- * Cheap enough to call per request. */
+ * master's commands, heap figures, parent still alive.  Cheap enough to
+ * call per request. */
 void worker_idle_point(struct worker_rt *rt);
-/* max_requests reached: log it once and start draining. */
-void worker_check_max_requests(struct worker_rt *rt);
 /* Poll timeout that keeps the heartbeat fresh well within conf->timeout. */
 int worker_tick_ms(const struct drover_conf *conf);
+
+/* The hand-off channel (handoff_recv.c).  Take one connection the master
+ * passed, without waiting: the fd (*l its listener), -EAGAIN (none now) or
+ * -EPIPE (no channel, or shut).  Taking one starts the drain: the master
+ * hands off only to a worker it is stopping. */
+int worker_handoff_take(struct worker_rt *rt, const struct worker_listener **l);
+/* End of a drain: the master's later sends fail (it picks another worker or
+ * answers 503); what is queued can still be taken. */
+void worker_handoff_shut(struct worker_rt *rt);
 
 /* The models; *_model_ready says whether the model is implemented. */
 int sync_run(struct worker_rt *rt);

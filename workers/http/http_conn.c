@@ -74,6 +74,9 @@ void http_conn_init(struct http_conn *c, const struct conn_env *env, const struc
 
 void http_conn_free(struct http_conn *c)
 {
+	if (c->slot_held) /* the promised next request never came */
+		req_budget_unclaim(c->env->budget);
+	c->slot_held = false;
 	http_parse_free(&c->hp);
 	http_response_free(&c->resp);
 	http_buf_free(&c->in);
@@ -111,16 +114,60 @@ static bool draining(const struct http_conn *c)
 	return atomic_load_explicit(c->env->draining, memory_order_relaxed) != 0;
 }
 
-/* The connection ends after this response: the worker drains, or this
- * request brings it to max_requests (counting those in flight, so that in the
- * thread model the last few all say so). */
-static bool last_response(const struct http_conn *c)
+bool req_budget_claim(struct req_budget *b)
 {
-	uint64_t max = c->env->max_requests;
-	const struct sb_slot *s = c->env->slot;
-	return draining(c) ||
-	       (max && sb_load(&s->requests) +
-				atomic_load_explicit(&s->inflight, memory_order_relaxed) >= max);
+	if (!b || !b->max)
+		return true;
+	uint64_t n = atomic_load_explicit(&b->claimed, memory_order_relaxed);
+	while (n < b->max)
+		if (atomic_compare_exchange_weak_explicit(&b->claimed, &n, n + 1,
+							  memory_order_relaxed, memory_order_relaxed))
+			return true;
+	return false;
+}
+
+void req_budget_unclaim(struct req_budget *b)
+{
+	if (b && b->max)
+		atomic_fetch_sub_explicit(&b->claimed, 1, memory_order_relaxed);
+}
+
+bool req_budget_left(struct req_budget *b)
+{
+	return !b || !b->max || atomic_load_explicit(&b->claimed, memory_order_relaxed) < b->max;
+}
+
+/* A request starts: it spends its connection's slot (a connection handed
+ * over at a stop has none, and is counted all the same), and the one that
+ * reaches max_requests starts the drain here, where it is counted, so no
+ * other request is admitted after it. */
+static void budget_spend(struct http_conn *c)
+{
+	struct req_budget *b = c->env->budget;
+	if (!b || !b->max)
+		return;
+	if (c->slot_held)
+		c->slot_held = false;
+	else
+		atomic_fetch_add_explicit(&b->claimed, 1, memory_order_relaxed);
+	if (atomic_fetch_add_explicit(&b->started, 1, memory_order_relaxed) + 1 != b->max)
+		return;
+	wlog_info("worker %u reached max_requests (%llu): restarting",
+		  (unsigned)atomic_load_explicit(&c->env->slot->worker_no, memory_order_relaxed),
+		  (unsigned long long)b->max);
+	atomic_store(c->env->draining, 1);
+}
+
+/* The connection ends after this response: the worker drains, or no slot of
+ * max_requests is left for a next request on it (a keep-alive response
+ * holds one for it, so the last few of a thread worker all say close). */
+static bool last_response(struct http_conn *c)
+{
+	if (draining(c))
+		return true;
+	if (!c->slot_held)
+		c->slot_held = req_budget_claim(c->env->budget);
+	return !c->slot_held;
 }
 
 /* Hand c->head and c->body to the io layer in one call, then forget them. */
@@ -179,7 +226,7 @@ static int put_head(struct http_conn *c, long long known)
 	/* A drain that began while the app ran still makes this the last
 	 * response of the connection, and says so, so that the client does not
 	 * reuse a connection about to close. */
-	if (last_response(c) || !body_will_end(c))
+	if (c->resp.keep_alive && (!body_will_end(c) || last_response(c)))
 		c->resp.keep_alive = false;
 	if (http_response_head(&c->resp, &c->head, c->hp.http_minor, known) < 0)
 		return -1;
@@ -458,6 +505,7 @@ enum conn_result http_conn_dispatch(struct http_conn *c, int st)
 {
 	c->t_start = sb_now_ns();
 	atomic_store_explicit(c->heartbeat, c->t_start, memory_order_relaxed);
+	budget_spend(c);
 	setup_exchange(c, st == 0);
 	bool keep = false;
 	if (st > 0) {

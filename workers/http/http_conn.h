@@ -20,6 +20,24 @@
 
 struct access_log;
 
+/* max_requests as a budget of request slots, shared by the worker's threads.
+ * A slot is claimed before a connection is accepted and again for the next
+ * request a keep-alive response promises, and spent when a request starts
+ * (the count that ends the worker); a slot unspent when its connection
+ * closes comes back.  So a worker admits no more requests than its limit:
+ * none is served past it, and none is refused or reset for it. */
+struct req_budget {
+	uint64_t max; /* the worker's limit (jitter added), 0: none */
+	_Atomic uint64_t claimed; /* requests started + slots held by connections */
+	_Atomic uint64_t started;
+};
+/* Claim a slot: true if one was free (always, without a limit). */
+bool req_budget_claim(struct req_budget *b);
+/* Give back a slot claimed and not spent. */
+void req_budget_unclaim(struct req_budget *b);
+/* Whether a claim would succeed now (a model stops accepting when not). */
+bool req_budget_left(struct req_budget *b);
+
 /* Per worker: what every connection of the worker shares. */
 struct conn_env {
 	const struct drover_conf *conf;
@@ -28,7 +46,7 @@ struct conn_env {
 	struct sb_slot *slot;
 	atomic_int *draining; /* set when the worker stops accepting */
 	struct access_log *alog; /* NULL: access log off */
-	uint64_t max_requests; /* the worker's limit (jitter added), 0: none */
+	struct req_budget *budget; /* max_requests */
 	bool keepalive_ok; /* the model keeps connections open between requests */
 };
 
@@ -75,6 +93,7 @@ struct http_conn {
 	size_t prebody_off;
 	bool body_buffered;
 	unsigned requests; /* served on this connection */
+	bool slot_held; /* a slot of env->budget is claimed for the next request */
 	uint64_t t_start; /* current request start (ns) */
 	uint64_t bytes_out; /* of the current response */
 	void *model_data; /* the model's own per-connection state */
