@@ -150,6 +150,26 @@ def _response_complete(buf):
     return False
 
 
+def read_response(s):
+    """(status, lowercased head, body) of one response; raises on a reset
+    or an early EOF."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        c = s.recv(65536)
+        if not c:
+            raise EOFError(f"EOF before a response head: {buf!r}")
+        buf += c
+    head, _, body = buf.partition(b"\r\n\r\n")
+    head = head.decode("latin-1").lower()
+    n = int(re.search(r"^content-length:\s*(\d+)", head, re.M).group(1))
+    while len(body) < n:
+        c = s.recv(65536)
+        if not c:
+            raise EOFError("EOF in the body")
+        body += c
+    return int(head.split()[1]), head, body
+
+
 def http(port, raw, timeout=5, host="127.0.0.1", family=None):
     """Send raw bytes on a fresh connection; return what comes back, read
     until the server closes, one whole response has arrived, or timeout.

@@ -8,14 +8,12 @@ Keep-alive clients whose next request comes during the drain are served
 model, C and WSGI apps."""
 import errno
 import os
-import re
 import signal
 import socket
-import time
 
 import pytest
 
-from conftest import ECHO_SO, wait_until
+from conftest import ECHO_SO, read_response, wait_until
 
 MODELS = ["sync", "thread", "event"]
 APPS = {"c": "so:" + ECHO_SO, "wsgi": "drain_app:app"}
@@ -56,26 +54,6 @@ def connect(d, timeout=20):
 def req(path, close=False):
     return (f"GET {path} HTTP/1.1\r\nHost: t\r\n"
             + ("Connection: close\r\n" if close else "") + "\r\n").encode()
-
-
-def read_response(s):
-    """(status, lowercased head, body) of one response; raises on a reset
-    or an early EOF."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        c = s.recv(65536)
-        if not c:
-            raise EOFError(f"EOF before a response head: {buf!r}")
-        buf += c
-    head, _, body = buf.partition(b"\r\n\r\n")
-    head = head.decode("latin-1").lower()
-    n = int(re.search(r"^content-length:\s*(\d+)", head, re.M).group(1))
-    while len(body) < n:
-        c = s.recv(65536)
-        if not c:
-            raise EOFError("EOF in the body")
-        body += c
-    return int(head.split()[1]), head, body
 
 
 def closed_cleanly(s, timeout=10):

@@ -5,13 +5,12 @@ max_requests + threads - 1), under sequential and concurrent load, with new
 connections and keep-alive ones, and no request fails while workers are
 replaced.  Counted from the access log's %p (the serving worker's pid)."""
 import collections
-import re
 import socket
 import threading
 
 import pytest
 
-from conftest import ECHO_SO
+from conftest import ECHO_SO, read_response
 
 MAX = 10
 THREADS = 4
@@ -30,24 +29,6 @@ def start(drover, tmp_path, model, app="c", workers=1):
     return d, log
 
 
-def read_response(s):
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        c = s.recv(65536)
-        if not c:
-            raise EOFError(f"EOF before a response head: {buf!r}")
-        buf += c
-    head, _, body = buf.partition(b"\r\n\r\n")
-    head = head.decode("latin-1").lower()
-    n = int(re.search(r"^content-length:\s*(\d+)", head, re.M).group(1))
-    while len(body) < n:
-        c = s.recv(65536)
-        if not c:
-            raise EOFError("EOF in the body")
-        body += c
-    return int(head.split()[1]), head
-
-
 def client(d, n, keepalive, results):
     """n requests, on one connection per request or on kept-alive ones
     (reconnecting when the server says close, as clients do)."""
@@ -58,7 +39,7 @@ def client(d, n, keepalive, results):
                 s = socket.create_connection((d.host, d.port), timeout=20)
             s.sendall(f"GET /r{i} HTTP/1.1\r\nHost: t\r\n{'' if keepalive else 'Connection: close'}"
                       f"\r\n\r\n".encode())
-            st, head = read_response(s)
+            st, head, _ = read_response(s)
             results.append(st)
             if not keepalive or "connection: close" in head:
                 s.close()
