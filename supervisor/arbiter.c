@@ -288,8 +288,26 @@ static void act_timeout(struct arbiter *ar, struct worker_rec *w, struct stall_v
 	}
 }
 
+/* Apply stall_action to a worker that keeps stalling. */
+static void act_escalation(struct arbiter *ar, struct worker_rec *w, enum stall_escalation e,
+			   const struct worker_view *v, uint64_t now)
+{
+	if (e == STALL_ESC_RECYCLE && pool_replace(&ar->pool, w->pid, now) == 0)
+		log_warn("worker %u (pid %d) stalled %u times within a minute: replacing it "
+			 "(stall_action = recycle)",
+			 w->no, (int)w->pid, v->stall.recent);
+	else if (e == STALL_ESC_KILL) {
+		log_warn("worker %u (pid %d) stalled %u times within a minute: killing it "
+			 "(stall_action = kill)",
+			 w->no, (int)w->pid, v->stall.recent);
+		pool_kill(&ar->pool, w, SIGKILL, now);
+	}
+}
+
 static void decide_and_act(struct arbiter *ar, uint64_t now)
 {
+	struct stall_escalate_conf esc = {ar->conf.stall_action,
+					  (unsigned)ar->conf.stall_recycle_after};
 	struct stall_limits lim = {
 		.timeout_s = ar->conf.timeout,
 		.stop_grace_s = ar->state == MASTER_FAST_STOP ? FAST_STOP_GRACE_S
@@ -298,8 +316,11 @@ static void decide_and_act(struct arbiter *ar, uint64_t now)
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
 		struct worker_rec *w = &ar->pool.w[i];
 		const struct worker_view *v = &ar->sampler->w[i];
-		if (w->pid && v->p.pid == w->pid)
-			act_timeout(ar, w, stall_decide_timeout(v, &lim, now), &lim, now);
+		if (!w->pid || v->p.pid != w->pid)
+			continue;
+		act_timeout(ar, w, stall_decide_timeout(v, &lim, now), &lim, now);
+		if (!w->kill_ns && !w->replace_ns)
+			act_escalation(ar, w, stall_decide_escalation(v, &esc), v, now);
 	}
 	pool_request_manage(&ar->pool); /* boot marks, the target: in the prepare */
 }

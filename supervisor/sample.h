@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "supervisor/sample_parse.h"
+#include "supervisor/stallstat.h"
 #include "supervisor/stats.h"
 #include "workers/scoreboard.h"
 
@@ -61,6 +62,7 @@ struct worker_view {
 	bool has_figures;
 	struct worker_figures fig;
 	struct stats_hist window; /* histogram delta over the window */
+	struct stall_view stall; /* from the worker's watchdog */
 };
 
 struct host_view {
@@ -104,6 +106,8 @@ struct sampler {
 	double cost_us_per_worker; /* CPU per worker per pass, last pass */
 	uint64_t retired_requests; /* requests of workers gone since start */
 	struct stats_hist retired_hist;
+	struct stall_view stall_retired; /* stalls of workers gone since start */
+	struct stall_view stall; /* the pool's: retired and live workers merged */
 	struct master_view master;
 	struct proc_view self;
 	struct proc_rates self_rates;
