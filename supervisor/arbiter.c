@@ -9,9 +9,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "supervisor/doctor.h"
+#include "supervisor/doctor_out.h"
 #include "supervisor/log.h"
 #include "supervisor/notify.h"
 #include "supervisor/sampler.h"
@@ -256,6 +259,19 @@ static void on_child(struct ev_loop *loop, ev_child *cw, int revents)
 
 /* ---- the tick: measure -> decide -> act ---- */
 
+/* `drover doctor`: one step of its decisions per sampler pass; the log
+ * says when a finding appears or clears. */
+static void diagnose(struct arbiter *ar, uint64_t now)
+{
+	if (!ar->doctor)
+		return;
+	struct doctor_input in;
+	struct doctor_changes ch;
+	doctor_input_from_sampler(ar->sampler, &ar->conf, &in);
+	doctor_step(ar->doctor, &in, now, &ch);
+	doctor_log_changes(ar->doctor, &ch);
+}
+
 static void measure(struct arbiter *ar, uint64_t now)
 {
 	const char *state = state_names[ar->state];
@@ -263,8 +279,10 @@ static void measure(struct arbiter *ar, uint64_t now)
 	 * push every pass one tick late. */
 	uint64_t slack = (uint64_t)(ar->tick.repeat * 0.5e9);
 	if (now + slack >= ar->sampler->next_pass_ns)
+	{
 		sampler_pass(ar->sampler, &ar->pool, &ar->ls, state, &ar->conf, now);
-	else
+		diagnose(ar, now);
+	} else
 		sampler_refresh(ar->sampler, &ar->pool, state, &ar->conf, now);
 }
 
@@ -350,6 +368,8 @@ int arbiter_init(struct arbiter *ar)
 	ar->sampler = sampler_new();
 	if (!ar->sampler)
 		return -ENOMEM;
+	ar->doctor = calloc(1, sizeof(*ar->doctor)); /* NULL: no doctor, nothing else lost */
+	ar->sampler->doctor = ar->doctor;
 	ar->pool.env.conf = &ar->conf;
 	ar->pool.env.ls = &ar->ls;
 	ar->pool.env.loop = ar->loop;
@@ -385,6 +405,8 @@ void arbiter_fini(struct arbiter *ar)
 	ar->notify = NULL;
 	sampler_free(ar->sampler);
 	ar->sampler = NULL;
+	free(ar->doctor);
+	ar->doctor = NULL;
 }
 
 unsigned arbiter_set_target(struct arbiter *ar, unsigned n)

@@ -2,6 +2,7 @@
  * Metric names follow the Prometheus conventions: base units (seconds,
  * bytes), _total for counters, one family per quantity with labels for its
  * parts.  Pure over a struct sampler: no I/O, no clock. */
+#include "supervisor/doctor_out.h"
 #include "supervisor/stallout.h"
 #include "supervisor/metrics.h"
 
@@ -381,5 +382,6 @@ void metrics_prometheus(const struct sampler *s, struct mbuf *out)
 	prom_host(out, s);
 	prom_cgroup(out, s);
 	stallout_prometheus(s, out);
+	doctor_prometheus(s->doctor, out);
 }
 

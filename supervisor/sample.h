@@ -97,7 +97,10 @@ struct master_view {
 	double interval_s, smaps_interval_s;
 };
 
+struct doctor_state; /* supervisor/doctor.h */
+
 struct sampler {
+	const struct doctor_state *doctor; /* the arbiter's findings, for renderers; may be NULL */
 	uint64_t next_pass_ns, next_smaps_ns; /* when the next /proc pass is due */
 	long clk_tck, page_size;
 	uint64_t passes, last_host_ns;
