@@ -166,7 +166,12 @@ bool doctor_check(enum doctor_kind k, const struct doctor_input *in, double stal
 		return false;
 	switch (k) {
 	case DOC_CONTENTION: return check_contention(in, f);
-	case DOC_OVERSUBSCRIBED: return check_oversubscribed(in, f);
+	case DOC_OVERSUBSCRIBED: {
+		/* Threads that switch all the time are runnable all the time:
+		 * then contention is the diagnosis, and fewer workers the wrong cure. */
+		struct doctor_finding c;
+		return !check_contention(in, &c) && check_oversubscribed(in, f);
+	}
 	case DOC_BLOCKED_LOOP: return check_blocked_loop(in, stall_share, f);
 	case DOC_IO_BLOCKED: return check_io(in, f);
 	case DOC_THROTTLED: return check_throttled(in, f);

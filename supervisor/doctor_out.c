@@ -6,7 +6,7 @@
 /* What --attach cannot see: it has no scoreboard. */
 static const char attach_note[] =
 	"attached: no scoreboard, so no latency figures, no stall stacks and no blocked-loop "
-	"or fragmentation finding; queueing is judged from the listen queue alone\n";
+	"or fragmentation finding, no queueing finding (busy workers are unknown)\n";
 
 void doctor_text(const struct doctor_state *st, uint64_t now, bool attached, struct mbuf *out)
 {

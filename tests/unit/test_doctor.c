@@ -50,6 +50,10 @@ static void contention(void)
 	CHECK(doctor_check(DOC_CONTENTION, &in, NAN, &f));
 	CHECK(strstr(f.evidence, "100000 voluntary switches/s") != NULL);
 	CHECK(strstr(f.advice, "threads = 4") != NULL);
+	/* its threads are runnable all the time: not oversubscription as well */
+	in.runnable = 100, in.ivcsw_s = 2000, in.runq_wait = 20;
+	CHECK(!fires(DOC_OVERSUBSCRIBED, &in, NAN));
+	in.runnable = 3, in.ivcsw_s = 150, in.runq_wait = 0.2;
 	/* near the thresholds, healthy */
 	in.threads_max = DOC_CONT_MIN_THREADS - 1;
 	CHECK(!fires(DOC_CONTENTION, &in, NAN));
