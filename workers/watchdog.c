@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -369,15 +370,13 @@ static void scan(uint64_t now)
 static void *wd_main(void *arg)
 {
 	(void)arg;
-	struct timespec next;
-	clock_gettime(CLOCK_MONOTONIC, &next);
+	/* ppoll rather than clock_nanosleep: tools (and tests) that look for a
+	 * thread sleeping in the app by its wait channel "hrtimer_nanosleep"
+	 * must not mistake the watchdog for one. */
+	struct timespec period = {(time_t)(wd.period_ns / 1000000000ull),
+				  (long)(wd.period_ns % 1000000000ull)};
 	for (;;) {
-		next.tv_nsec += (long)wd.period_ns;
-		while (next.tv_nsec >= 1000000000L) {
-			next.tv_nsec -= 1000000000L;
-			next.tv_sec++;
-		}
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		ppoll(NULL, 0, &period, NULL);
 		scan(sb_now_ns());
 	}
 	return NULL;
@@ -408,6 +407,7 @@ int watchdog_start(const struct worker_args *a, const void *app_obj, bool python
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc)
 		return -rc;
+	pthread_setname_np(t, "stall-watchdog");
 	pthread_detach(t);
 	return 0;
 }
