@@ -36,11 +36,15 @@ static bool check_contention(const struct doctor_input *in, struct doctor_findin
 	double us_per_switch = in->cpu / in->vcsw_s * 1e6;
 	if (per_req < DOC_CONT_VCSW_PER_REQ || !(us_per_switch < DOC_CONT_CPU_PER_SWITCH_US))
 		return false;
+	char req[48] = "no requests";
+	if (isnan(in->rps))
+		snprintf(req, sizeof(req), "requests not counted");
+	else if (!isinf(per_req))
+		snprintf(req, sizeof(req), "%.0f per request", per_req);
 	snprintf(f->evidence, DOCTOR_TEXT,
-		 "%u workers x up to %u threads make %.0f voluntary switches/s (%.0f per request) "
+		 "%u workers x up to %u threads make %.0f voluntary switches/s (%s) "
 		 "with %.1f us of CPU each, on %.1f usable CPUs; load %.1f",
-		 in->workers, in->threads_max, in->vcsw_s, isinf(per_req) ? 0 : per_req,
-		 us_per_switch, in->cpus, in->load1);
+		 in->workers, in->threads_max, in->vcsw_s, req, us_per_switch, in->cpus, in->load1);
 	unsigned t = in->threads_max / 4 > 4 ? 4 : in->threads_max / 4 ? in->threads_max / 4 : 1;
 	snprintf(f->advice, DOCTOR_TEXT,
 		 "threads = %u (threads wait on each other, not on work), or find the threads that "
@@ -62,7 +66,7 @@ static bool check_oversubscribed(const struct doctor_input *in, struct doctor_fi
 	snprintf(f->advice, DOCTOR_TEXT,
 		 "workers = %u (near the usable CPUs: more only wait their turn)%s",
 		 round_cpus(in->cpus) + (in->worker_class == 0 ? 1 : 0),
-		 in->threads_max > 1 ? ", and fewer threads" : "");
+		 in->worker_class == 1 && in->threads_max > 2 ? ", and fewer threads" : "");
 	return true;
 }
 
