@@ -155,3 +155,19 @@ def test_attach_gunicorn_contention(tmp_path):
         except subprocess.TimeoutExpired:
             kill_if_same(g.pid, st[2] if st else None)
             g.wait(5)
+
+
+def test_blocked_event_loop_python(drover):
+    d = drover("stall_app:app", "-k", "event", "-w", "1", "--stall-threshold", "50ms",
+               "--pythonpath", APPS_DIR, *FAST)
+    load = Load(f"{d.url}/block?ms=150", 2)
+    try:
+        f = wait_until(lambda: findings(d).get("blocked_loop"), 20, "blocked_loop finding")
+    finally:
+        load.close()
+    assert "resolve_host (stall_app.py:7) (100%)" in f["evidence"], f
+    d.wait_log(r"stall \d+ ms in worker 1 \(pid \d+\) at resolve_host \(stall_app\.py:7\)")
+    table = subprocess.run([DROVER_BIN, "ctl", "--pidfile", d.pidfile, "status"],
+                           capture_output=True, text=True, timeout=10).stdout
+    assert re.search(r"^stalls: \d+, [\d.]+ s in all; by blocking site:\n +\d+ +[\d.]+ s  "
+                     r"resolve_host \(stall_app\.py:7\)$", table, re.M), table
