@@ -9,9 +9,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "supervisor/doctor.h"
+#include "supervisor/doctor_out.h"
 #include "supervisor/log.h"
 #include "supervisor/notify.h"
 #include "supervisor/sampler.h"
@@ -256,6 +259,19 @@ static void on_child(struct ev_loop *loop, ev_child *cw, int revents)
 
 /* ---- the tick: measure -> decide -> act ---- */
 
+/* `drover doctor`: one step of its decisions per sampler pass; the log
+ * says when a finding appears or clears. */
+static void diagnose(struct arbiter *ar, uint64_t now)
+{
+	if (!ar->doctor)
+		return;
+	struct doctor_input in;
+	struct doctor_changes ch;
+	doctor_input_from_sampler(ar->sampler, &ar->conf, &in);
+	doctor_step(ar->doctor, &in, now, &ch);
+	doctor_log_changes(ar->doctor, &ch);
+}
+
 static void measure(struct arbiter *ar, uint64_t now)
 {
 	const char *state = state_names[ar->state];
@@ -263,8 +279,10 @@ static void measure(struct arbiter *ar, uint64_t now)
 	 * push every pass one tick late. */
 	uint64_t slack = (uint64_t)(ar->tick.repeat * 0.5e9);
 	if (now + slack >= ar->sampler->next_pass_ns)
+	{
 		sampler_pass(ar->sampler, &ar->pool, &ar->ls, state, &ar->conf, now);
-	else
+		diagnose(ar, now);
+	} else
 		sampler_refresh(ar->sampler, &ar->pool, state, &ar->conf, now);
 }
 
@@ -288,8 +306,26 @@ static void act_timeout(struct arbiter *ar, struct worker_rec *w, struct stall_v
 	}
 }
 
+/* Apply stall_action to a worker that keeps stalling. */
+static void act_escalation(struct arbiter *ar, struct worker_rec *w, enum stall_escalation e,
+			   const struct worker_view *v, uint64_t now)
+{
+	if (e == STALL_ESC_RECYCLE && pool_replace(&ar->pool, w->pid, now) == 0)
+		log_warn("worker %u (pid %d) stalled %u times within a minute: replacing it "
+			 "(stall_action = recycle)",
+			 w->no, (int)w->pid, v->stall.recent);
+	else if (e == STALL_ESC_KILL) {
+		log_warn("worker %u (pid %d) stalled %u times within a minute: killing it "
+			 "(stall_action = kill)",
+			 w->no, (int)w->pid, v->stall.recent);
+		pool_kill(&ar->pool, w, SIGKILL, now);
+	}
+}
+
 static void decide_and_act(struct arbiter *ar, uint64_t now)
 {
+	struct stall_escalate_conf esc = {ar->conf.stall_action,
+					  (unsigned)ar->conf.stall_recycle_after};
 	struct stall_limits lim = {
 		.timeout_s = ar->conf.timeout,
 		.stop_grace_s = ar->state == MASTER_FAST_STOP ? FAST_STOP_GRACE_S
@@ -298,8 +334,11 @@ static void decide_and_act(struct arbiter *ar, uint64_t now)
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
 		struct worker_rec *w = &ar->pool.w[i];
 		const struct worker_view *v = &ar->sampler->w[i];
-		if (w->pid && v->p.pid == w->pid)
-			act_timeout(ar, w, stall_decide_timeout(v, &lim, now), &lim, now);
+		if (!w->pid || v->p.pid != w->pid)
+			continue;
+		act_timeout(ar, w, stall_decide_timeout(v, &lim, now), &lim, now);
+		if (!w->kill_ns && !w->replace_ns)
+			act_escalation(ar, w, stall_decide_escalation(v, &esc), v, now);
 	}
 	pool_request_manage(&ar->pool); /* boot marks, the target: in the prepare */
 }
@@ -329,6 +368,8 @@ int arbiter_init(struct arbiter *ar)
 	ar->sampler = sampler_new();
 	if (!ar->sampler)
 		return -ENOMEM;
+	ar->doctor = calloc(1, sizeof(*ar->doctor)); /* NULL: no doctor, nothing else lost */
+	ar->sampler->doctor = ar->doctor;
 	ar->pool.env.conf = &ar->conf;
 	ar->pool.env.ls = &ar->ls;
 	ar->pool.env.loop = ar->loop;
@@ -364,6 +405,8 @@ void arbiter_fini(struct arbiter *ar)
 	ar->notify = NULL;
 	sampler_free(ar->sampler);
 	ar->sampler = NULL;
+	free(ar->doctor);
+	ar->doctor = NULL;
 }
 
 unsigned arbiter_set_target(struct arbiter *ar, unsigned n)

@@ -58,6 +58,7 @@ struct arbiter {
 	struct pool pool; /* the workers, the target, the generation */
 	struct sampler *sampler; /* measurements, refreshed by the tick */
 	struct notify *notify; /* sd_notify, NULL without memory */
+	struct doctor_state *doctor; /* `drover doctor`'s findings, NULL without memory */
 	ev_signal sig[16];
 	ev_child child;
 	ev_timer tick;

@@ -14,6 +14,7 @@
 
 #include "supervisor/arbiter.h"
 #include "supervisor/ctlsrv.h"
+#include "supervisor/doctor_out.h"
 #include "supervisor/log.h"
 #include "supervisor/metrics.h"
 #include "supervisor/status.h"
@@ -146,6 +147,31 @@ static void cmd_metrics(struct ctl_client *c, struct arbiter *ar, const char *ar
 	answer_text(c, ar, metrics_prometheus);
 }
 
+static void render_doctor(const struct sampler *s, struct mbuf *b)
+{
+	if (!s->doctor)
+		mbuf_printf(b, "no doctor: out of memory at start\n");
+	else
+		doctor_text(s->doctor, s->master.now_ns, false, b);
+}
+
+/* doctor: the findings as text; doctor json: {"ok":true,"doctor":{...}}. */
+static void cmd_doctor(struct ctl_client *c, struct arbiter *ar, const char *arg)
+{
+	arbiter_refresh_sample(ar);
+	if (!arg) {
+		answer_text(c, ar, render_doctor);
+		return;
+	}
+	if (!ar->doctor) {
+		answer_error(c, "%s", "no doctor: out of memory at start");
+		return;
+	}
+	mbuf_put(&c->out, "{\"ok\":true,\"doctor\":", 20);
+	doctor_json(ar->doctor, ar->sampler->master.now_ns, false, &c->out);
+	mbuf_put(&c->out, "}\n", 2);
+}
+
 static void cmd_reload(struct ctl_client *c, struct arbiter *ar, const char *arg)
 {
 	(void)arg;
@@ -184,6 +210,7 @@ const struct control_cmd control_cmds[] = {
 	{"reload", NULL, "re-read the configuration and replace the workers (as HUP)", cmd_reload},
 	{"stop", "[fast]", "graceful stop (as TERM), or fast (as QUIT)", cmd_stop},
 	{"ping", NULL, "the master's pid", cmd_ping},
+	{"doctor", "[json]", "what is wrong, with its evidence and the change to make", cmd_doctor},
 };
 const size_t control_ncmds = sizeof(control_cmds) / sizeof(control_cmds[0]);
 
@@ -216,7 +243,7 @@ static bool arg_fits(const struct control_cmd *k, const char *arg)
 	if (!k->args)
 		return false;
 	size_t n = strlen(arg);
-	return strcmp(k->args, "[table]") == 0 || (strncmp(k->args + 1, arg, n) == 0 &&
+	return strcmp(k->args, "[table]") == 0 || strcmp(k->args, "[json]") == 0 || (strncmp(k->args + 1, arg, n) == 0 &&
 						    k->args[n + 1] == ']');
 }
 

@@ -205,6 +205,8 @@ int ctl_main(int argc, char **argv)
 		 table ? "table" : (i + 1 < argc ? argv[i + 1] : ""));
 	if (table)
 		snprintf(line, sizeof(line), "status table\n");
+	if (json && strcmp(argv[i], "doctor") == 0 && i + 1 == argc)
+		snprintf(line, sizeof(line), "doctor json\n");
 	int fd = connect_to(path);
 	if (fd < 0)
 		return 1;

@@ -15,6 +15,7 @@
 #include "supervisor/cli.h"
 #include "supervisor/control.h"
 #include "supervisor/ctl.h"
+#include "supervisor/doctor_attach.h"
 #include "supervisor/log.h"
 #include "supervisor/metrics_http.h"
 #include "supervisor/proctitle.h"
@@ -86,6 +87,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1); /* the control client, no master */
+	if (argc > 1 && strcmp(argv[1], "doctor") == 0)
+		return doctor_main(argc - 1, argv + 1); /* ctl doctor, or --attach PID */
 	proctitle_init(argc, argv);
 	struct cli cli;
 	char err[4096];

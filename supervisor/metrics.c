@@ -2,6 +2,8 @@
  * Metric names follow the Prometheus conventions: base units (seconds,
  * bytes), _total for counters, one family per quantity with labels for its
  * parts.  Pure over a struct sampler: no I/O, no clock. */
+#include "supervisor/doctor_out.h"
+#include "supervisor/stallout.h"
 #include "supervisor/metrics.h"
 
 #include <math.h>
@@ -379,5 +381,7 @@ void metrics_prometheus(const struct sampler *s, struct mbuf *out)
 	prom_listeners(out, s);
 	prom_host(out, s);
 	prom_cgroup(out, s);
+	stallout_prometheus(s, out);
+	doctor_prometheus(s->doctor, out);
 }
 

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "supervisor/sample_parse.h"
+#include "supervisor/stallstat.h"
 #include "supervisor/stats.h"
 #include "workers/scoreboard.h"
 
@@ -61,6 +62,7 @@ struct worker_view {
 	bool has_figures;
 	struct worker_figures fig;
 	struct stats_hist window; /* histogram delta over the window */
+	struct stall_view stall; /* from the worker's watchdog */
 };
 
 struct host_view {
@@ -95,7 +97,10 @@ struct master_view {
 	double interval_s, smaps_interval_s;
 };
 
+struct doctor_state; /* supervisor/doctor.h */
+
 struct sampler {
+	const struct doctor_state *doctor; /* the arbiter's findings, for renderers; may be NULL */
 	uint64_t next_pass_ns, next_smaps_ns; /* when the next /proc pass is due */
 	long clk_tck, page_size;
 	uint64_t passes, last_host_ns;
@@ -104,6 +109,8 @@ struct sampler {
 	double cost_us_per_worker; /* CPU per worker per pass, last pass */
 	uint64_t retired_requests; /* requests of workers gone since start */
 	struct stats_hist retired_hist;
+	struct stall_view stall_retired; /* stalls of workers gone since start */
+	struct stall_view stall; /* the pool's: retired and live workers merged */
 	struct master_view master;
 	struct proc_view self;
 	struct proc_rates self_rates;

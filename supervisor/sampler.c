@@ -281,6 +281,7 @@ static void copy_slot(struct worker_view *v, struct sb_slot *sl)
 	v->heap_mmap = sb_load(&sl->heap_hblkhd);
 	v->heap_in_use = sb_load(&sl->heap_uordblks);
 	v->heap_free = sb_load(&sl->heap_fordblks);
+	stallstat_read(&v->stall, sl);
 }
 
 /* Histogram delta over the window, then push the current snapshot.  A new
@@ -327,6 +328,9 @@ static void retire(struct sampler *s, struct worker_view *v)
 	/* Requests served since our last read are lost with the slot. */
 	s->retired_requests += v->requests;
 	stats_hist_add(&s->retired_hist, &v->hist);
+	v->stall.since_ns = 0; /* a gone worker's stall has ended */
+	v->stall.recent = 0;
+	stallstat_add(&s->stall_retired, &v->stall);
 	struct task_buf t0 = v->p.tasks[0], t1 = v->p.tasks[1];
 	memset(v, 0, sizeof(*v));
 	v->p.tasks[0] = t0;
@@ -400,6 +404,7 @@ static void sample_workers(struct sampler *s, const struct pool *p, bool smaps, 
 {
 	struct stats_hist acc;
 	stats_pool_begin(&s->pool, &acc);
+	s->stall = s->stall_retired;
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
 		struct worker_view *v = &s->w[i];
 		if (!p->w[i].pid) {
@@ -408,6 +413,7 @@ static void sample_workers(struct sampler *s, const struct pool *p, bool smaps, 
 			continue;
 		}
 		sample_worker(s, &p->w[i], v, smaps, buf);
+		stallstat_add(&s->stall, &v->stall);
 		if (v->has_figures)
 			stats_pool_add(&s->pool, &acc, &v->fig, &v->window);
 	}

@@ -27,3 +27,13 @@ struct stall_verdict stall_decide_timeout(const struct worker_view *v,
 		return (struct stall_verdict){STALL_TIMEOUT, idle};
 	return no;
 }
+
+enum stall_escalation stall_decide_escalation(const struct worker_view *v,
+					      const struct stall_escalate_conf *c)
+{
+	if (!v->p.pid || v->stopping || v->kill_ns || c->action == 0 || c->after == 0)
+		return STALL_ESC_NONE;
+	if (v->stall.recent < c->after)
+		return STALL_ESC_NONE;
+	return c->action == 2 ? STALL_ESC_KILL : STALL_ESC_RECYCLE;
+}

@@ -30,4 +30,22 @@ struct stall_verdict {
 /* The timeout decision for one live worker at now (monotonic ns). */
 struct stall_verdict stall_decide_timeout(const struct worker_view *v,
 					  const struct stall_limits *lim, uint64_t now);
+
+/* stall_action: what to do with a worker that stalls again and again (its
+ * watchdog counts the stalls begun within the last minute). */
+enum stall_escalation {
+	STALL_ESC_NONE,
+	STALL_ESC_RECYCLE, /* replace gracefully: the new worker accepts first */
+	STALL_ESC_KILL, /* SIGKILL now; the pool forks another */
+};
+
+struct stall_escalate_conf {
+	int action; /* conf stall_action: 0 log, 1 recycle, 2 kill */
+	unsigned after; /* conf stall_recycle_after: stalls within a minute */
+};
+
+/* For one live worker: escalate when it stalled `after` times within the
+ * last minute and is not already stopping, being killed or replaced. */
+enum stall_escalation stall_decide_escalation(const struct worker_view *v,
+					      const struct stall_escalate_conf *c);
 #endif

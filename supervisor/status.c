@@ -2,6 +2,7 @@
  * pass: the JSON of `drover ctl --json status` and /status.json, and the
  * human table `drover ctl status` prints.  Pure over a struct sampler: no
  * I/O, no clock. */
+#include "supervisor/stallout.h"
 #include "supervisor/status.h"
 
 #include <math.h>
@@ -78,6 +79,7 @@ static void json_worker(struct mbuf *b, const struct sampler *s, const struct wo
 	jnum(b, "heap_in_use_kb", (double)v->heap_in_use / 1024, true);
 	jnum(b, "heap_free_kb", (double)v->heap_free / 1024, true);
 	jnum(b, "sample_cost_us", (double)p->cost_ns / 1e3, true);
+	stallout_json_worker(s, v, b);
 	mbuf_put(b, "}", 1);
 }
 
@@ -180,6 +182,7 @@ void status_json(const struct sampler *s, struct mbuf *out)
 	json_master(out, s);
 	json_host(out, s);
 	json_listeners(out, s);
+	stallout_json(s, out);
 	mbuf_put(out, ",\"workers\":[", 12);
 	size_t n = sorted_workers(s, ws);
 	for (size_t i = 0; i < n; i++) {
@@ -252,8 +255,10 @@ void status_table(const struct sampler *s, struct mbuf *out)
 		if (s->l[i].ok)
 			mbuf_printf(out, "listener %s: %u queued (limit %u)\n", s->l[i].name,
 				    s->l[i].queued, s->l[i].limit);
-	mbuf_printf(out, "sampler: %.0f us per pass, %.1f us CPU per worker\n\n",
+	mbuf_printf(out, "sampler: %.0f us per pass, %.1f us CPU per worker\n",
 		    (double)s->last_pass_ns / 1e3, s->cost_us_per_worker);
+	stallout_table(s, out);
+	mbuf_put(out, "\n", 1);
 	mbuf_printf(out, "%3s %7s %7s %-8s %c %9s %7s %7s %7s %7s %6s %6s %6s %7s %7s %4s %8s\n", "no",
 		    "pid", "age_s", "state", 'S', "requests", "req/s", "p50ms", "p95ms", "p99ms",
 		    "cpu%", "rssMB", "pssMB", "vcsw/s", "ivcsw/s", "thr", "runqms/s");

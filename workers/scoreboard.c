@@ -4,6 +4,7 @@
 #include "scoreboard.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -110,4 +111,20 @@ void sb_request_done(struct sb_slot *s, int status, uint64_t duration_ns, uint64
 	sb_add(&s->hist_sum_ns, duration_ns);
 	sb_add(&s->busy_ns, duration_ns);
 	sb_add(&s->bytes_out, bytes_out);
+}
+
+static const double stall_bounds[SB_STALL_BUCKETS - 1] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+double sb_stall_upper_s(unsigned i)
+{
+	return i < SB_STALL_BUCKETS - 1 ? stall_bounds[i] : INFINITY;
+}
+
+unsigned sb_stall_bucket(uint64_t ns)
+{
+	double s = (double)ns / 1e9;
+	unsigned i = 0;
+	while (i < SB_STALL_BUCKETS - 1 && s > stall_bounds[i])
+		i++;
+	return i;
 }

@@ -15,6 +15,9 @@
 #define SB_MAX_THREADS 64 /* per-thread heartbeats kept (thread model) */
 #define SB_HIST_BUCKETS 22 /* latency: 50us * 2^i, i = 0..20, then +Inf (>52 s) */
 #define SB_HIST_BASE_NS 50000ull
+#define SB_STALL_SITES 16 /* blocking sites counted per worker; more go to "other" */
+#define SB_SITE_LEN 120
+#define SB_STALL_BUCKETS 10 /* stall durations: see sb_stall_upper_s */
 
 enum sb_state {
 	SB_FREE = 0, /* slot unused */
@@ -39,6 +42,14 @@ struct sb_thread {
 	_Atomic uint32_t state; /* enum sb_state */
 	_Atomic int32_t tid;
 	_Atomic uint64_t req_start_ns; /* start of the current request, 0 if none */
+};
+
+/* One blocking site (the innermost app frame of a stall).  The watchdog
+ * writes name once, then publishes it by raising stall_nsites (release). */
+struct sb_stall_site {
+	char name[SB_SITE_LEN];
+	_Atomic uint64_t count; /* stalls begun here */
+	_Atomic uint64_t total_ns; /* time of the ended ones */
 };
 
 struct sb_slot {
@@ -71,6 +82,15 @@ struct sb_slot {
 	_Atomic uint64_t heap_sampled_ns;
 	_Atomic uint64_t trims; /* malloc_trim calls done */
 
+	/* stalls, written by the worker's watchdog thread alone (watchdog.c) */
+	_Atomic uint64_t stalls; /* begun */
+	_Atomic uint64_t stall_ns; /* total time of the ended ones */
+	_Atomic uint64_t stall_hist[SB_STALL_BUCKETS]; /* ended ones, by duration */
+	_Atomic uint64_t stall_since_ns; /* start of the stall in progress, 0: none */
+	_Atomic uint32_t stall_recent; /* begun within the last minute (stall_action) */
+	_Atomic uint32_t stall_nsites;
+	struct sb_stall_site sites[SB_STALL_SITES + 1]; /* the last one is "other" */
+
 	struct sb_thread threads[SB_MAX_THREADS];
 } __attribute__((aligned(64)));
 
@@ -100,6 +120,10 @@ bool sb_fair_to_accept(const struct scoreboard *sb, const struct sb_slot *me);
 unsigned sb_hist_bucket(uint64_t ns);
 /* Upper bound in seconds of bucket i (+Inf for the last). */
 double sb_hist_upper_s(unsigned i);
+
+/* Upper bound in seconds of stall bucket i: 0.1 0.25 0.5 1 2.5 5 10 30 60 +Inf. */
+double sb_stall_upper_s(unsigned i);
+unsigned sb_stall_bucket(uint64_t ns);
 
 /* Worker-side helpers: relaxed stores, no syscall. */
 static inline void sb_store(_Atomic uint64_t *p, uint64_t v)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "workers/http/access_log.h"
+#include "workers/watchdog.h"
 #include "workers/wlog.h"
 #include "workers/worker_priv.h"
 
@@ -249,10 +250,19 @@ int worker_run(const struct worker_args *a)
 	void *prime[2];
 	backtrace(prime, 2);
 
+	int wrc = watchdog_init(a);
+	if (wrc < 0)
+		wlog_error("worker %u: no stall watchdog: %s", a->worker_no, strerror(-wrc));
 	struct app *app = NULL;
 	int rc = boot_app(&rt, &app);
 	if (rc)
 		return rc;
+	bool python = strcmp(app->kind, "python") == 0;
+	/* A C app's frames are those of the object holding its handler table
+	 * (the symbol dlsym found in it). */
+	wrc = watchdog_start(a, python ? NULL : (const void *)app->handler, python);
+	if (wrc < 0)
+		wlog_error("worker %u: no stall watchdog: %s", a->worker_no, strerror(-wrc));
 	rt.env = (struct conn_env){
 		.conf = conf,
 		.limits = {conf->max_request_line, conf->max_header_size,

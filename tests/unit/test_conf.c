@@ -591,6 +591,7 @@ static const char *other_value(const struct conf_option *o)
 		{ "max_body", "3k" },
 		{ "max_header_size", "1000" },
 		{ "log_level", "warning" },
+		{ "stall_action", "kill" },
 	};
 
 	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "workers/app/app_loader.h"
+#include "workers/watchdog.h"
 
 struct wsgi_globals wsgi_g;
 
@@ -378,19 +379,21 @@ static void wsgi_after_fork_parent(struct app *a)
 	PyGILState_Release(fork_gil); /* the master never holds the GIL in its loop */
 }
 
-/* SIGUSR2 dumps every thread's Python stack to fd 2, from the signal
- * handler itself (faulthandler is async-signal-safe).  A C handler already
- * installed by the worker still runs after it (chain). */
-static int register_stack_dump(char *err, size_t errlen)
+/* faulthandler.register(sig, file=fd, all_threads=True, chain=...): the
+ * signal dumps every thread's Python stack to fd from the handler itself
+ * (faulthandler is async-signal-safe, and works while another thread holds
+ * the GIL).  A C handler already installed by the worker still runs after
+ * it (chain): for the watchdog's signal it marks the dump complete. */
+static int register_dump(int sig, int fd, char *err, size_t errlen)
 {
 	struct sigaction old;
-	sigaction(SIGUSR2, NULL, &old);
+	sigaction(sig, NULL, &old);
 	bool chain = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != NULL
 						 : old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN;
 	PyObject *fh = PyImport_ImportModule("faulthandler"), *r = NULL;
 	PyObject *fn = fh ? PyObject_GetAttrString(fh, "register") : NULL;
-	PyObject *args = fn ? Py_BuildValue("(i)", SIGUSR2) : NULL;
-	PyObject *kw = args ? Py_BuildValue("{s:i,s:O,s:O}", "file", 2, "all_threads", Py_True,
+	PyObject *args = fn ? Py_BuildValue("(i)", sig) : NULL;
+	PyObject *kw = args ? Py_BuildValue("{s:i,s:O,s:O}", "file", fd, "all_threads", Py_True,
 					    "chain", chain ? Py_True : Py_False)
 			    : NULL;
 	if (kw)
@@ -400,11 +403,21 @@ static int register_stack_dump(char *err, size_t errlen)
 	Py_XDECREF(args);
 	Py_XDECREF(kw);
 	if (!r) {
-		exc_to_err(err, errlen, "cannot register the SIGUSR2 stack dump");
+		exc_to_err(err, errlen, "cannot register a faulthandler stack dump");
 		return -1;
 	}
 	Py_DECREF(r);
 	return 0;
+}
+
+/* SIGUSR2 (the master's stack command) to the error log; the stall
+ * watchdog's signal to its dump file. */
+static int register_stack_dump(char *err, size_t errlen)
+{
+	if (register_dump(SIGUSR2, 2, err, errlen) < 0)
+		return -1;
+	int fd = watchdog_dump_fd();
+	return fd >= 0 ? register_dump(WATCHDOG_SIGNAL, fd, err, errlen) : 0;
 }
 
 /* In the worker, before handler->init.  Two orders reach here: preload (the

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "workers/http/access_log.h"
+#include "workers/watchdog.h"
 #include "workers/wlog.h"
 
 /* Unread request body drained after the response to keep the connection;
@@ -513,7 +514,9 @@ enum conn_result http_conn_dispatch(struct http_conn *c, int st)
 			   c->hp.error_reason ? c->hp.error_reason : "");
 		answer_error(c, st);
 	} else {
+		watchdog_request_begin(&c->req);
 		int rc = c->env->app->handler->handle(&c->req, &c->dresp);
+		watchdog_request_end();
 		if (rc != 0 && !c->head_on_wire)
 			wlog_error("app returned %d for %.*s %.*s", rc, (int)c->req.method.len,
 				   c->req.method.ptr, (int)c->req.target.len, c->req.target.ptr);

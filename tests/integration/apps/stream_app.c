@@ -73,8 +73,13 @@ static int stream(struct drover_request *req, struct drover_response *resp)
 	drover_header(resp, "Content-Type", "text/event-stream");
 	for (int i = 0; i < n; i++) {
 		char ev[32];
-		if (i)
-			usleep((useconds_t)(gap * 1e6));
+		if (i) {
+			/* resumed after a signal: the stall watchdog's stack
+			 * request interrupts a sleep that blocks the loop */
+			struct timespec t = {(time_t)gap, (long)((gap - (double)(time_t)gap) * 1e9)};
+			while (nanosleep(&t, &t) != 0)
+				;
+		}
 		int len = snprintf(ev, sizeof(ev), "data: %d\n\n", i);
 		if (drover_write(resp, ev, (size_t)len) < 0) {
 			note(log, "fail", i);
