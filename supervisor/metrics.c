@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "drover_config.h"
+#include "supervisor/autoscale_show.h"
 #include "supervisor/sample.h"
 
 /* ---- helpers over the sampler ---- */
@@ -379,5 +380,6 @@ void metrics_prometheus(const struct sampler *s, struct mbuf *out)
 	prom_listeners(out, s);
 	prom_host(out, s);
 	prom_cgroup(out, s);
+	autoscale_show_prom(s, out);
 }
 

@@ -95,6 +95,8 @@ struct master_view {
 	double interval_s, smaps_interval_s;
 };
 
+struct autoscaler; /* autoscale_run.h: the renderers show its history */
+
 struct sampler {
 	uint64_t next_pass_ns, next_smaps_ns; /* when the next /proc pass is due */
 	long clk_tck, page_size;
@@ -112,6 +114,7 @@ struct sampler {
 	struct listener_view l[SAMPLE_MAX_LISTENERS];
 	size_t nl;
 	struct worker_view w[SB_MAX_SLOTS]; /* parallel to pool.w[] */
+	const struct autoscaler *autoscale; /* NULL: none (unit tests) */
 };
 
 static inline bool sample_live(const struct worker_view *v)
