@@ -171,7 +171,10 @@ static unsigned shrink(struct autoscale_decision *d, const struct autoscale_wind
 	}
 	unsigned need = (unsigned)ceil(peak - 1e-9);
 	if ((unsigned)ceil(peak / AUTOSCALE_SHRINK_MARGIN - 1e-9) >= cur) {
-		d->why = AS_STEADY;
+		/* Hold: the demand of the last interval alone may fit in fewer,
+		 * but not its peak over scale_down_cooldown. */
+		bool lower_now = (unsigned)ceil(d->raw / AUTOSCALE_SHRINK_MARGIN - 1e-9) < cur;
+		d->why = lower_now ? AS_HOLD_DOWN : AS_STEADY;
 		return cur;
 	}
 	if (p->max_step && cur - need > p->max_step) {
