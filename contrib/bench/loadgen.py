@@ -152,7 +152,16 @@ def run(addr, path, steps, timeout, max_inflight, host_header):
         for key, mask in sel.select(wait):
             if id(key.data) in inflight:
                 on_event(key.data, mask)
-    return [s.report() for s in steps]
+    total = Step(0, end_all - start)
+    for s in steps:
+        total.sent += s.sent
+        total.ok += s.ok
+        total.errors += s.errors
+        total.timeouts += s.timeouts
+        total.lat += s.lat
+        total.done_in_step += s.done_in_step
+    total.rate = total.sent / total.secs if total.secs else 0
+    return [s.report() for s in steps], total.report()
 
 
 def main():
@@ -167,14 +176,14 @@ def main():
     a = ap.parse_args()
     host, port = a.address.rsplit(":", 1)
     steps = [Step(r, s) for r, s in parse_schedule(a.schedule)]
-    reports = run((host, int(port)), a.path, steps, a.timeout, a.max_inflight, a.address)
+    reports, total = run((host, int(port)), a.path, steps, a.timeout, a.max_inflight, a.address)
     if a.json:
-        json.dump({"steps": reports}, sys.stdout)
+        json.dump({"steps": reports, "total": total}, sys.stdout)
         print()
         return
     print("%8s %6s %7s %7s %8s %8s %8s %6s %8s" % ("rate", "secs", "sent", "ok", "thr/s",
           "p50ms", "p95ms", "p99ms", "errors") + " timeouts")
-    for r in reports:
+    for r in reports + [total]:
         print("%8.0f %6.1f %7d %7d %8.1f %8.1f %8.1f %8.1f %6d %8d" % (
             r["rate"], r["seconds"], r["sent"], r["ok"], r["throughput"], r["p50_ms"],
             r["p95_ms"], r["p99_ms"], r["errors"], r["timeouts"]))
