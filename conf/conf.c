@@ -71,6 +71,17 @@ static size_t decimal_len(const char *s)
 	return digits ? i : 0;
 }
 
+/* A plain decimal such as 0.7 (NUM options: ratios). */
+static int parse_number(const char *s, double *out)
+{
+	size_t len = s ? decimal_len(s) : 0;
+
+	if (!len || s[len])
+		return -1;
+	*out = strtod(s, NULL);
+	return isfinite(*out) ? 0 : -1;
+}
+
 int conf_parse_duration(const char *s, double *out)
 {
 	size_t len = s ? decimal_len(s) : 0;
@@ -489,11 +500,12 @@ static int check_range(const struct conf_option *o, const void *val, char *err)
 		}
 		return 0;
 	}
-	case CONF_DUR: {
+	case CONF_DUR:
+	case CONF_NUM: {
 		double v = *(const double *)val;
 		if (!(v >= o->min && v <= o->max)) {
 			conf_fmt_double(got, sizeof(got), v);
-			return range_fail(err, o, " seconds", got);
+			return range_fail(err, o, o->type == CONF_DUR ? " seconds" : "", got);
 		}
 		return 0;
 	}
@@ -541,6 +553,13 @@ static int set_typed(struct drover_conf *c, const struct conf_option *o, const c
 	case CONF_DUR:
 		if (conf_parse_duration(v, &x.d))
 			return fail(err, o, "not a duration: '%s'", v);
+		if (check_range(o, &x.d, err))
+			return -1;
+		*FIELD(c, o, double) = x.d;
+		return 0;
+	case CONF_NUM:
+		if (parse_number(v, &x.d))
+			return fail(err, o, "not a number: '%s'", v);
 		if (check_range(o, &x.d, err))
 			return -1;
 		*FIELD(c, o, double) = x.d;
@@ -764,6 +783,7 @@ static int validate_one(const struct drover_conf *c, const struct conf_option *o
 	switch (o->type) {
 	case CONF_INT:
 	case CONF_DUR:
+	case CONF_NUM:
 	case CONF_SIZE:
 		return check_range(o, (const char *)c + o->offset, err);
 	case CONF_ENUM:
@@ -783,6 +803,19 @@ static int validate_one(const struct drover_conf *c, const struct conf_option *o
 	}
 }
 
+/* min_workers <= workers <= max_workers: the starting size lies within
+ * the autoscaler's bounds (max_workers 0 stands for 4 x workers). */
+static int check_autoscale(const struct drover_conf *c, char *err)
+{
+	if (c->min_workers > c->workers)
+		return fail(err, conf_find("min_workers"), "%lld is more than workers (%lld)",
+			    c->min_workers, c->workers);
+	if (c->max_workers && c->max_workers < c->workers)
+		return fail(err, conf_find("max_workers"), "%lld is less than workers (%lld)",
+			    c->max_workers, c->workers);
+	return 0;
+}
+
 int conf_validate(const struct drover_conf *c, char *err)
 {
 	const struct conf_option *bind = conf_find("bind"), *mb = conf_find("metrics_bind");
@@ -793,6 +826,8 @@ int conf_validate(const struct drover_conf *c, char *err)
 	for (size_t i = 0; i < conf_noptions; i++)
 		if (validate_one(c, &conf_options[i], err))
 			return -1;
+	if (check_autoscale(c, err))
+		return -1;
 	if (c->bind.n == 0)
 		return fail(err, bind, "no listen address (the list is empty)");
 	for (size_t i = 0; i < c->bind.n; i++) {

@@ -15,12 +15,13 @@ struct conf_list {
 	size_t n;
 };
 
-enum conf_type { CONF_STR, CONF_INT, CONF_BOOL, CONF_DUR, CONF_SIZE, CONF_ENUM, CONF_LIST };
+enum conf_type { CONF_STR, CONF_INT, CONF_BOOL, CONF_DUR, CONF_SIZE, CONF_ENUM, CONF_LIST, CONF_NUM };
 
 #define CONF_CTYPE_STR char *
 #define CONF_CTYPE_INT long long
 #define CONF_CTYPE_BOOL bool
 #define CONF_CTYPE_DUR double
+#define CONF_CTYPE_NUM double /* a plain decimal (a ratio) */
 #define CONF_CTYPE_SIZE unsigned long long
 #define CONF_CTYPE_ENUM int /* index into the choices */
 #define CONF_CTYPE_LIST struct conf_list

@@ -255,7 +255,8 @@ static void fmt_value(const struct drover_conf *c, const struct conf_option *o, 
 
 	switch (o->type) {
 	case CONF_INT: snprintf(buf, n, "%lld", *CFIELD(c, o, long long)); break;
-	case CONF_DUR: conf_fmt_double(buf, n, *CFIELD(c, o, double)); break;
+	case CONF_DUR:
+	case CONF_NUM: conf_fmt_double(buf, n, *CFIELD(c, o, double)); break;
 	case CONF_SIZE: conf_fmt_size(buf, n, *CFIELD(c, o, unsigned long long)); break;
 	case CONF_BOOL: snprintf(buf, n, "%s", *CFIELD(c, o, bool) ? "true" : "false"); break;
 	case CONF_ENUM:
@@ -336,7 +337,7 @@ static const char *metavar(const struct conf_option *o)
 {
 	static const char *const names[] = {
 		[CONF_STR] = "TEXT", [CONF_INT] = "INT", [CONF_BOOL] = "", [CONF_DUR] = "DURATION",
-		[CONF_SIZE] = "SIZE", [CONF_ENUM] = "CHOICE", [CONF_LIST] = "VALUE",
+		[CONF_SIZE] = "SIZE", [CONF_ENUM] = "CHOICE", [CONF_LIST] = "VALUE", [CONF_NUM] = "NUMBER",
 	};
 	return names[o->type];
 }
@@ -402,6 +403,7 @@ static void example_type(FILE *f, const struct conf_option *o)
 	case CONF_INT: fprintf(f, "# type: integer, %s to %s\n", lo, hi); break;
 	case CONF_BOOL: fprintf(f, "# type: boolean (true/false, yes/no, on/off, 1/0)\n"); break;
 	case CONF_DUR: fprintf(f, "# type: duration, %s to %s seconds\n", lo, hi); break;
+	case CONF_NUM: fprintf(f, "# type: number, %s to %s\n", lo, hi); break;
 	case CONF_SIZE: fprintf(f, "# type: size, %s to %s\n", lo, hi); break;
 	case CONF_ENUM:
 		conf_choices_text(ch, sizeof(ch), o->choices);

@@ -15,6 +15,7 @@
 
 #include "supervisor/doctor.h"
 #include "supervisor/doctor_out.h"
+#include "supervisor/autoscale_run.h"
 #include "supervisor/log.h"
 #include "supervisor/notify.h"
 #include "supervisor/sampler.h"
@@ -111,6 +112,7 @@ static int reload(struct arbiter *ar)
 		return r;
 	arbiter_reopen_access_log(ar); /* the path or format may have changed */
 	pool_new_generation(&ar->pool, (unsigned)ar->conf.workers);
+	autoscale_run_configure(ar, sb_now_ns());
 	set_tick_interval(ar);
 	log_info("reloading: generation %u, %u workers", ar->pool.generation, ar->pool.target);
 	return 0;
@@ -137,12 +139,16 @@ typedef void (*event_fn)(struct arbiter *ar, const char *by);
 
 static void ev_grow(struct arbiter *ar, const char *by)
 {
+	if (autoscale_run_operator(ar, AS_OP_GROW, 0, sb_now_ns()))
+		return;
 	pool_set_target(&ar->pool, ar->pool.target + 1, POOL_BY_OPERATOR);
 	log_info("%s: %u workers wanted", by, ar->pool.target);
 }
 
 static void ev_shrink(struct arbiter *ar, const char *by)
 {
+	if (autoscale_run_operator(ar, AS_OP_SHRINK, 0, sb_now_ns()))
+		return;
 	if (ar->pool.target > 1) /* TTOU keeps one; WINCH is for none */
 		pool_set_target(&ar->pool, ar->pool.target - 1, POOL_BY_OPERATOR);
 	log_info("%s: %u workers wanted", by, ar->pool.target);
@@ -176,6 +182,8 @@ static void ev_reopen_logs(struct arbiter *ar, const char *by)
 
 static void ev_pause(struct arbiter *ar, const char *by)
 {
+	if (autoscale_run_operator(ar, AS_OP_PAUSE, 0, sb_now_ns()))
+		return;
 	pool_set_target(&ar->pool, 0, POOL_BY_OPERATOR);
 	log_info("%s: stopping all workers; the master stays (TTIN or HUP to resume)", by);
 }
@@ -346,6 +354,7 @@ static void decide_and_act(struct arbiter *ar, uint64_t now)
 void arbiter_tick(struct arbiter *ar, uint64_t now)
 {
 	measure(ar, now);
+	autoscale_run_tick(ar, now); /* sets the target: the pool acts in its prepare */
 	decide_and_act(ar, now);
 	notify_tick(ar->notify, &ar->pool, ar->sampler, now);
 }
@@ -374,6 +383,7 @@ int arbiter_init(struct arbiter *ar)
 	ar->pool.env.ls = &ar->ls;
 	ar->pool.env.loop = ar->loop;
 	pool_set_target(&ar->pool, (unsigned)ar->conf.workers, POOL_BY_CONFIG);
+	autoscale_run_configure(ar, sb_now_ns());
 	for (size_t i = 0; i < NSIGNALS; i++) {
 		ev_signal_init(&ar->sig[i], on_signal, signal_table[i].signo);
 		ev_signal_start(ar->loop, &ar->sig[i]);
@@ -413,7 +423,8 @@ unsigned arbiter_set_target(struct arbiter *ar, unsigned n)
 {
 	if (ar->state != MASTER_RUNNING)
 		return ar->pool.target;
-	pool_set_target(&ar->pool, n, POOL_BY_OPERATOR);
+	if (!autoscale_run_operator(ar, AS_OP_SET, n, sb_now_ns()))
+		pool_set_target(&ar->pool, n, POOL_BY_OPERATOR);
 	log_info("control: %u workers wanted", ar->pool.target);
 	return ar->pool.target;
 }

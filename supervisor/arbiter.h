@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "conf/conf.h"
+#include "supervisor/autoscale_run.h"
 #include "supervisor/cli.h"
 #include "supervisor/listen.h"
 #include "supervisor/pool.h"
@@ -62,6 +63,7 @@ struct arbiter {
 	ev_signal sig[16];
 	ev_child child;
 	ev_timer tick;
+	struct autoscaler autoscale; /* autoscale_run.c */
 };
 
 /* (Re)open the access log of ar->conf for the workers forked from now on. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "drover_config.h"
+#include "supervisor/autoscale_show.h"
 #include "supervisor/sample.h"
 
 /* ---- helpers over the sampler ---- */
@@ -383,5 +384,6 @@ void metrics_prometheus(const struct sampler *s, struct mbuf *out)
 	prom_cgroup(out, s);
 	stallout_prometheus(s, out);
 	doctor_prometheus(s->doctor, out);
+	autoscale_show_prom(s, out);
 }
 

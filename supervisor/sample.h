@@ -98,6 +98,7 @@ struct master_view {
 };
 
 struct doctor_state; /* supervisor/doctor.h */
+struct autoscaler; /* autoscale_run.h: the renderers show its history */
 
 struct sampler {
 	const struct doctor_state *doctor; /* the arbiter's findings, for renderers; may be NULL */
@@ -119,6 +120,7 @@ struct sampler {
 	struct listener_view l[SAMPLE_MAX_LISTENERS];
 	size_t nl;
 	struct worker_view w[SB_MAX_SLOTS]; /* parallel to pool.w[] */
+	const struct autoscaler *autoscale; /* NULL: none (unit tests) */
 };
 
 static inline bool sample_live(const struct worker_view *v)

@@ -70,6 +70,7 @@ void stats_worker_figures(const struct stats_input *in, struct worker_figures *o
 	*out = (struct worker_figures){0};
 	out->rps = per_s(in->requests, el);
 	out->util = el > 0 ? fmin(1.0, (double)in->busy_ns / 1e9 / el) : 0;
+	out->load = el > 0 ? (double)in->busy_ns / 1e9 / el : 0;
 	out->cpu_user = el > 0 ? (double)in->utime / tck / el : 0;
 	out->cpu_sys = el > 0 ? (double)in->stime / tck / el : 0;
 	out->cpu = out->cpu_user + out->cpu_sys;
@@ -104,6 +105,8 @@ void stats_pool_add(struct pool_figures *p, struct stats_hist *window_acc,
 	p->rps += w->rps;
 	p->cpu += w->cpu;
 	p->util_mean += w->util;
+	p->load += w->load;
+	p->oncpu += w->oncpu;
 	p->vcsw_s += w->vcsw_s;
 	p->ivcsw_s += w->ivcsw_s;
 	p->runq_wait += w->runq_wait;

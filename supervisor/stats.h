@@ -47,6 +47,7 @@ struct stats_input {
 struct worker_figures {
 	double rps; /* requests per second */
 	double util; /* share of the interval spent serving requests, 0..1 */
+	double load; /* requests in service on average (busy time / elapsed; > 1 with threads) */
 	double cpu, cpu_user, cpu_sys; /* cores (1.0 = one core busy) */
 	double oncpu; /* cores, from schedstat (ns resolution) */
 	double runq_wait; /* seconds waiting for a CPU per second */
@@ -65,6 +66,7 @@ void stats_worker_figures(const struct stats_input *in, struct worker_figures *o
 struct pool_figures {
 	unsigned workers;
 	double rps, cpu, util_mean, vcsw_s, ivcsw_s, runq_wait;
+	double load, oncpu; /* sums: requests in service (Little's L), cores on CPU (schedstat) */
 	double p50, p95, p99, mean;
 	uint64_t window_requests;
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "drover_config.h"
+#include "supervisor/autoscale_show.h"
 #include "supervisor/sample.h"
 
 /* ---- status JSON ---- */
@@ -183,6 +184,7 @@ void status_json(const struct sampler *s, struct mbuf *out)
 	json_host(out, s);
 	json_listeners(out, s);
 	stallout_json(s, out);
+	autoscale_show_json(s, out);
 	mbuf_put(out, ",\"workers\":[", 12);
 	size_t n = sorted_workers(s, ws);
 	for (size_t i = 0; i < n; i++) {
@@ -255,6 +257,7 @@ void status_table(const struct sampler *s, struct mbuf *out)
 		if (s->l[i].ok)
 			mbuf_printf(out, "listener %s: %u queued (limit %u)\n", s->l[i].name,
 				    s->l[i].queued, s->l[i].limit);
+	autoscale_show_table(s, out);
 	mbuf_printf(out, "sampler: %.0f us per pass, %.1f us CPU per worker\n",
 		    (double)s->last_pass_ns / 1e3, s->cost_us_per_worker);
 	stallout_table(s, out);

@@ -61,7 +61,7 @@ static bool option_equal(const struct conf_option *o, const struct drover_conf *
 {
 	static const size_t size[] = {
 		[CONF_INT] = sizeof(long long), [CONF_BOOL] = sizeof(bool), [CONF_DUR] = sizeof(double),
-		[CONF_SIZE] = sizeof(unsigned long long), [CONF_ENUM] = sizeof(int),
+		[CONF_SIZE] = sizeof(unsigned long long), [CONF_ENUM] = sizeof(int), [CONF_NUM] = sizeof(double),
 	};
 	const void *pa = (const char *)a + o->offset, *pb = (const char *)b + o->offset;
 	const struct conf_list *la = pa, *lb = pb;
@@ -465,6 +465,14 @@ static const struct { const char *ini, *err; } load_cases[] = {
 	{ "[server]\nworkers = 3\nwrokers = 3\n",
 	  "x.ini:3: [server] wrokers: unknown key (did you mean 'workers'?)" },
 	{ "[bogus]\n", "x.ini:1: [bogus]: unknown section" },
+	{ "[server]\nworkers = 2\n[autoscale]\nautoscale = on\nmin_workers = 3\n",
+	  "x.ini:5: [autoscale] min_workers: 3 is more than workers (2)" },
+	{ "[autoscale]\nmax_workers = 4\n[server]\nworkers = 5\n",
+	  "x.ini:2: [autoscale] max_workers: 4 is less than workers (5)" },
+	{ "[autoscale]\ntarget_utilization = 70%\n",
+	  "x.ini:2: [autoscale] target_utilization: not a number: '70%'" },
+	{ "[autoscale]\ntarget_utilization = 1.5\n",
+	  "x.ini:2: [autoscale] target_utilization: must be between 0.05 and 1, got 1.5" },
 	{ "[server]\nworkers = 3\n[Server]\n",
 	  "x.ini:3: [Server]: unknown section (did you mean [server]?)" },
 	{ "\n[server]\n\ntimeout = abc\n", "x.ini:4: [server] timeout: not a duration: 'abc'" },
@@ -600,6 +608,7 @@ static const char *other_value(const struct conf_option *o)
 	switch (o->type) {
 	case CONF_INT: return "3";
 	case CONF_DUR: return "45m";
+	case CONF_NUM: return "0.5";
 	case CONF_SIZE: return "1023";
 	case CONF_BOOL: return "true";
 	case CONF_ENUM: return "event";
