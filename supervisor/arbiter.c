@@ -14,6 +14,7 @@
 
 #include "supervisor/log.h"
 #include "supervisor/notify.h"
+#include "supervisor/recycler.h"
 #include "supervisor/sampler.h"
 #include "supervisor/stall.h"
 
@@ -301,6 +302,9 @@ static void decide_and_act(struct arbiter *ar, uint64_t now)
 		if (w->pid && v->p.pid == w->pid)
 			act_timeout(ar, w, stall_decide_timeout(v, &lim, now), &lim, now);
 	}
+	if (ar->recycler)
+		recycler_tick(ar->recycler, &ar->pool, ar->sampler, &ar->conf,
+			      ar->state == MASTER_RUNNING, now);
 	pool_request_manage(&ar->pool); /* boot marks, the target: in the prepare */
 }
 
@@ -346,6 +350,7 @@ int arbiter_init(struct arbiter *ar)
 	sampler_pass(ar->sampler, &ar->pool, &ar->ls, state_names[ar->state], &ar->conf,
 		     sb_now_ns());
 	ar->notify = notify_start(ar->loop);
+	ar->recycler = recycler_new(); /* NULL: verdicts off, nothing else lost */
 	pool_start(&ar->pool, ar->loop);
 	return 0;
 }
@@ -364,6 +369,8 @@ void arbiter_fini(struct arbiter *ar)
 	ar->notify = NULL;
 	sampler_free(ar->sampler);
 	ar->sampler = NULL;
+	recycler_free(ar->recycler);
+	ar->recycler = NULL;
 }
 
 unsigned arbiter_set_target(struct arbiter *ar, unsigned n)

@@ -47,6 +47,7 @@ enum master_exit {
 
 struct sampler;
 struct notify;
+struct recycler;
 
 struct arbiter {
 	struct ev_loop *loop;
@@ -58,6 +59,7 @@ struct arbiter {
 	struct pool pool; /* the workers, the target, the generation */
 	struct sampler *sampler; /* measurements, refreshed by the tick */
 	struct notify *notify; /* sd_notify, NULL without memory */
+	struct recycler *recycler; /* memory verdicts and recycling (issue 12) */
 	ev_signal sig[16];
 	ev_child child;
 	ev_timer tick;

@@ -281,6 +281,8 @@ static void copy_slot(struct worker_view *v, struct sb_slot *sl)
 	v->heap_mmap = sb_load(&sl->heap_hblkhd);
 	v->heap_in_use = sb_load(&sl->heap_uordblks);
 	v->heap_free = sb_load(&sl->heap_fordblks);
+	v->py_arena = sb_load(&sl->py_arena_bytes);
+	v->py_blocks = sb_load(&sl->py_blocks);
 }
 
 /* Histogram delta over the window, then push the current snapshot.  A new

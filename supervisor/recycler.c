@@ -1,0 +1,126 @@
+/* Memory recycling, the act side (see recycler.h): the verdict is recycle.c's,
+ * the processes are pool.c's; this file only wires them and logs, once. */
+#include "supervisor/recycler.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervisor/log.h"
+
+#define MB (1024.0 * 1024.0)
+#define JITTER_MAX_NS 1000000000ull /* spacing between two recycle starts: 0..1 s */
+
+struct recycler *recycler_new(void)
+{
+	struct recycler *r = calloc(1, sizeof(*r));
+	if (r)
+		r->seed = (unsigned)getpid();
+	return r;
+}
+
+void recycler_free(struct recycler *r)
+{
+	free(r);
+}
+
+static struct recycle_point point_of(const struct worker_view *v, uint64_t now)
+{
+	return (struct recycle_point){
+		.t_ns = now,
+		.rss = v->p.smaps.anonymous_kb * 1024,
+		.in_use = v->heap_in_use + v->heap_mmap,
+		.free = v->heap_free,
+		.py_arena = v->py_arena,
+		.py_blocks = v->py_blocks,
+		.trims = v->trims,
+	};
+}
+
+/* Old workers out for a memory recycle (or any replace) right now: waiting
+ * for their successor, or draining. */
+static unsigned recycles_in_progress(const struct pool *p)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
+		n += p->w[i].pid && p->w[i].replace_ns;
+	return n;
+}
+
+static void start_recycle(struct recycler *r, struct pool *p, struct worker_rec *w,
+			  const struct recycle_figures *f, const struct drover_conf *c,
+			  struct recycle_track *t, uint64_t now)
+{
+	if (now < r->next_start_ns || recycles_in_progress(p) >= (unsigned)c->recycle_concurrency)
+		return; /* a later tick: the whole pool never goes at once */
+	bool hard = c->max_rss && (uint64_t)f->base_rss + (uint64_t)f->rss_growth > c->max_rss;
+	log_warn("worker %u (pid %d): recycling (%s), RSS +%.0f MB with %+.0f MB in use%s", w->no,
+		 (int)w->pid, recycle_verdict_name(f->verdict), f->rss_growth / MB,
+		 f->in_use_growth / MB, hard ? ", over max_rss" : ", over rss_growth_limit");
+	if (pool_replace(p, w->pid, now) == 0)
+		t->recycling = true;
+	r->next_start_ns = now + (uint64_t)rand_r(&r->seed) % JITTER_MAX_NS;
+}
+
+static void act(struct recycler *r, struct pool *p, struct worker_rec *w,
+		struct recycle_track *t, const struct recycle_figures *f,
+		const struct drover_conf *c, enum recycle_action a, uint64_t now)
+{
+	switch (a) {
+	case RA_NONE: return;
+	case RA_TRIM:
+		/* SB_CMD_TRIM runs at the worker's next idle point: never mid-request. */
+		pool_command(p, w, SB_CMD_TRIM);
+		return;
+	case RA_TRIMMED:
+		log_warn("worker %u (pid %d): heap %s, RSS %+.0f MB with %+.0f MB in use; "
+			 "malloc_trim returned %.0f MB", w->no, (int)w->pid,
+			 f->verdict == RV_FRAGMENTATION ? "fragmented" : recycle_verdict_name(f->verdict),
+			 f->rss_growth / MB, f->in_use_growth / MB, t->trim_returned / MB);
+		return;
+	case RA_RECYCLE: start_recycle(r, p, w, f, c, t, now); return;
+	}
+}
+
+static void publish(struct worker_view *v, const struct recycle_track *t,
+		    const struct recycle_figures *f)
+{
+	v->mem.verdict = (int)f->verdict;
+	v->mem.base_rss = f->base_rss;
+	v->mem.rss_growth = f->rss_growth;
+	v->mem.in_use_growth = f->in_use_growth;
+	v->mem.free_growth = f->free_growth;
+	v->mem.trim_returned = t->trim_returned;
+}
+
+void recycler_tick(struct recycler *r, struct pool *p, struct sampler *s,
+		   const struct drover_conf *c, bool act_on, uint64_t now)
+{
+	/* A point per smaps read: between two, RSS is the same old figure. */
+	bool fresh = s->next_smaps_ns != r->last_smaps_due;
+	r->last_smaps_due = s->next_smaps_ns;
+	struct recycle_limits lim = {
+		.growth_limit = c->rss_growth_limit,
+		.max_rss = c->max_rss,
+		.warmup_s = c->recycle_warmup,
+	};
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		struct worker_rec *w = &p->w[i];
+		struct worker_view *v = &s->w[i];
+		struct recycle_track *t = &r->t[i];
+		if (!w->pid || v->p.pid != w->pid) {
+			t->pid = 0;
+			continue;
+		}
+		if (t->pid != w->pid)
+			recycle_track_reset(t, w->pid);
+		if (fresh && v->p.has_smaps && v->sb_state != SB_BOOTING) {
+			struct recycle_point pt = point_of(v, now);
+			recycle_observe(t, &pt, w->spawned_ns, lim.warmup_s);
+		}
+		struct recycle_figures f = recycle_judge(t, &lim);
+		publish(v, t, &f);
+		if (act_on && !w->stop_ns && !w->replace_ns && w->booted)
+			act(r, p, w, t, &f, c, recycle_decide(t, &f, &lim, now), now);
+	}
+}
