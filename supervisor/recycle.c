@@ -141,6 +141,8 @@ enum recycle_action recycle_decide(struct recycle_track *t, const struct recycle
 		t->trim_ns = t->last_trim_ns = now;
 		t->trim_rss = last->rss;
 		t->trim_count = last->trims;
+		t->trim_rss_growth = f->rss_growth;
+		t->trim_in_use_growth = f->in_use_growth;
 		return RA_TRIM;
 	}
 	return RA_RECYCLE; /* over the limit, and a trim did not bring it under */

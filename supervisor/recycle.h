@@ -51,6 +51,7 @@ struct recycle_track {
 	uint64_t trim_rss, trim_count; /* RSS and trim counter when it was asked */
 	uint64_t last_trim_ns;
 	int64_t trim_returned; /* bytes the last trim gave back (RSS before - after) */
+	int64_t trim_rss_growth, trim_in_use_growth; /* the figures that asked for it */
 	bool recycling; /* RA_RECYCLE returned: do not ask again */
 };
 

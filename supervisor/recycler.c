@@ -73,10 +73,10 @@ static void act(struct recycler *r, struct pool *p, struct worker_rec *w,
 		pool_command(p, w, SB_CMD_TRIM);
 		return;
 	case RA_TRIMMED:
-		log_warn("worker %u (pid %d): heap %s, RSS %+.0f MB with %+.0f MB in use; "
-			 "malloc_trim returned %.0f MB", w->no, (int)w->pid,
-			 f->verdict == RV_FRAGMENTATION ? "fragmented" : recycle_verdict_name(f->verdict),
-			 f->rss_growth / MB, f->in_use_growth / MB, t->trim_returned / MB);
+		/* The figures that called for the trim, then what it gave back. */
+		log_warn("worker %u (pid %d): heap fragmented, RSS %+.0f MB with %+.0f MB in use; "
+			 "malloc_trim returned %.0f MB", w->no, (int)w->pid, t->trim_rss_growth / MB,
+			 t->trim_in_use_growth / MB, t->trim_returned / MB);
 		return;
 	case RA_RECYCLE: start_recycle(r, p, w, f, c, t, now); return;
 	}

@@ -1,0 +1,149 @@
+"""Memory verdicts and recycling (issue 12): a C app and a Python app that
+fragment their heap are trimmed, then recycled gracefully; a trimmable
+fragmentation is cured by malloc_trim alone; a leaking app is reported as a
+leak and recycled at max_rss; all under continuous load with no failed
+request.  The apps are contrib/examples/{fragment.c,leak.c,fragment.py}."""
+import json
+import os
+import re
+import subprocess
+import threading
+
+import pytest
+
+from conftest import BUILD, DROVER_BIN, REPO, get, wait_until
+
+FRAG_SO = os.path.join(BUILD, "contrib", "fragment.so")
+LEAK_SO = os.path.join(BUILD, "contrib", "leak.so")
+EXAMPLES = os.path.join(REPO, "contrib", "examples")
+FAST = ["--recycle-warmup", "0.3", "--sample-interval", "0.1", "--smaps-interval", "0.1",
+        "--heap-sample-interval", "0.1"]
+
+
+def status(d):
+    p = subprocess.run([DROVER_BIN, "ctl", "--control", os.path.join(d.dir, "drover.ctl"),
+                        "--json", "status"], capture_output=True, text=True, timeout=10)
+    return json.loads(p.stdout)["workers"] if p.returncode == 0 else []
+
+
+def baselines_set(d, n):
+    ws = [w for w in status(d) if w["memory"]["baseline_kb"] is not None]
+    return len(ws) >= n and ws
+
+
+class Load:
+    """Continuous GET / on fresh connections from two threads; counts every
+    failure (status, reset, timeout)."""
+
+    def __init__(self, d):
+        self.d, self.ok, self.failures = d, 0, []
+        self.halt = threading.Event()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(2)]
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                st = get(self.d.url + "/", timeout=20)[0]
+                if st == 200:
+                    self.ok += 1
+                else:
+                    self.failures.append(st)
+            except Exception as e:  # noqa: BLE001
+                self.failures.append(repr(e))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        wait_until(lambda: self.ok > 5, 10, "load running")
+        return self
+
+    def __exit__(self, *exc):
+        self.halt.set()
+        for t in self.threads:
+            t.join(25)
+
+
+def grow_until(d, path, regex, what, timeout=25):
+    """Send path (a request that grows a worker) until regex is in the log."""
+    def step():
+        get(d.url + path, timeout=20)
+        return re.search(regex, d.log())
+    return wait_until(step, timeout, what, interval=0.05)
+
+
+@pytest.mark.parametrize("model", ["sync", "thread", "event"])
+def test_c_fragmentation_trimmed_then_recycled(drover, model):
+    d = drover("so:" + FRAG_SO, "-w", "2", "-k", model, "--rss-growth-limit", "24M", *FAST)
+    wait_until(lambda: baselines_set(d, 2), 10, "baselines")
+    before = set(d.workers())
+    with Load(d) as load:
+        m = grow_until(d, "/grow?mb=48", r"worker \d+ \(pid (\d+)\): heap fragmented, RSS "
+                       r"\+(\d+) MB with [+-]\d+ MB in use; malloc_trim returned (-?\d+) MB",
+                       "the trim")
+        pid, growth, returned = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        assert growth > 24 and returned < growth / 2, m.group(0)
+        d.wait_log(rf"worker \d+ \(pid {pid}\): recycling \(fragmentation\)", timeout=10)
+        wait_until(lambda: pid not in d.workers() and len(d.workers()) == 2, 15,
+                   "the fragmented worker replaced")
+        n = load.ok
+        wait_until(lambda: load.ok > n + 5, 10, "load after the recycle")
+    assert load.failures == [], load.failures[:5]
+    assert len(before - set(d.workers())) >= 1
+
+
+def test_c_trimmable_fragmentation_cured_by_trim(drover):
+    d = drover("so:" + FRAG_SO, "-w", "1", "--rss-growth-limit", "24M", *FAST)
+    wait_until(lambda: baselines_set(d, 1), 10, "baseline")
+    [pid] = d.workers()
+    with Load(d) as load:
+        # One burst only: another would fill the pages the trim gave back.
+        assert get(d.url + "/grow?mb=48&sparse=1", timeout=20)[0] == 200
+        m = d.wait_log(r"heap fragmented, RSS \+(\d+) MB with [+-]\d+ MB in use; "
+                       r"malloc_trim returned (\d+) MB", timeout=15)
+        assert int(m.group(2)) > 24, m.group(0)
+        n = load.ok
+        wait_until(lambda: load.ok > n + 20, 10, "load after the trim")
+    assert "recycling" not in d.log()
+    assert d.workers() == [pid]
+    assert load.failures == [], load.failures[:5]
+
+
+def test_c_leak_reported_and_recycled_at_max_rss(drover):
+    d = drover("so:" + LEAK_SO, "-w", "1", "--max-rss", "64M", *FAST)
+    wait_until(lambda: baselines_set(d, 1), 10, "baseline")
+    [pid] = d.workers()
+    with Load(d) as load:
+        def leak_seen():
+            get(d.url + "/grow?mb=4", timeout=20)
+            ws = [w for w in status(d) if w["pid"] == pid]
+            return not ws or ws[0]["memory"]["verdict"] == "leak"
+        wait_until(leak_seen, 20, "the leak verdict", interval=0.05)
+        grow_until(d, "/grow?mb=4", rf"worker \d+ \(pid {pid}\): recycling \(leak\), "
+                   r"RSS \+\d+ MB with \+\d+ MB in use, over max_rss", "the recycle")
+        wait_until(lambda: d.workers() and pid not in d.workers(), 15, "replaced")
+        n = load.ok
+        wait_until(lambda: load.ok > n + 5, 10, "load after the recycle")
+    assert "heap fragmented" not in d.log()
+    assert load.failures == [], load.failures[:5]
+
+
+def test_python_fragmentation_seen_through_pymalloc(drover):
+    d = drover("fragment:app", "-w", "1", "--chdir", EXAMPLES, "--rss-growth-limit", "24M",
+               *FAST)
+    wait_until(lambda: baselines_set(d, 1), 15, "baseline")
+    [pid] = d.workers()
+    with Load(d) as load:
+        def fragmented():
+            get(d.url + "/grow?n=1500000", timeout=20)
+            ws = [w for w in status(d) if w["pid"] == pid]
+            return not ws or ws[0]["memory"]["verdict"] == "fragmentation" and ws[0]
+        w = wait_until(fragmented, 20, "the fragmentation verdict", interval=0.05)
+        if w:  # seen before the recycle: the arenas carry the growth
+            mem = w["memory"]
+            assert mem["py_arena_kb"] > 24 * 1024, mem
+            assert mem["in_use_growth_kb"] < mem["rss_growth_kb"] / 4, mem
+        d.wait_log(rf"worker \d+ \(pid {pid}\): recycling \(fragmentation\)", timeout=15)
+        wait_until(lambda: d.workers() and pid not in d.workers(), 15, "replaced")
+        n = load.ok
+        wait_until(lambda: load.ok > n + 5, 10, "load after the recycle")
+    assert load.failures == [], load.failures[:5]
