@@ -404,6 +404,16 @@ int arbiter_recycle(struct arbiter *ar, pid_t pid)
 	return pool_replace(&ar->pool, pid, sb_now_ns());
 }
 
+int arbiter_recycle_all(struct arbiter *ar)
+{
+	if (!ar->recycler || ar->state != MASTER_RUNNING)
+		return -EAGAIN;
+	unsigned n = recycler_recycle_all(ar->recycler, &ar->pool);
+	log_info("control: recycling all %u workers, %d at a time", n,
+		 (int)ar->conf.recycle_concurrency);
+	return (int)n;
+}
+
 void arbiter_refresh_sample(struct arbiter *ar)
 {
 	sampler_refresh(ar->sampler, &ar->pool, state_names[ar->state], &ar->conf, sb_now_ns());

@@ -88,5 +88,8 @@ void arbiter_stop(struct arbiter *ar, bool graceful);
 /* Graceful replacement of one worker: -ESRCH if pid is not a live worker. */
 int arbiter_recycle(struct arbiter *ar, pid_t pid);
 /* Bring ar->sampler's master and scoreboard figures up to now (renderers). */
+/* Recycle the whole pool gracefully, recycle_concurrency workers at a time
+ * (recycler.h).  The number queued, or -EAGAIN when not running. */
+int arbiter_recycle_all(struct arbiter *ar);
 void arbiter_refresh_sample(struct arbiter *ar);
 #endif

@@ -2,6 +2,7 @@
  * the processes are pool.c's; this file only wires them and logs, once. */
 #include "supervisor/recycler.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,19 +48,31 @@ static unsigned recycles_in_progress(const struct pool *p)
 	return n;
 }
 
-static void start_recycle(struct recycler *r, struct pool *p, struct worker_rec *w,
-			  const struct recycle_figures *f, const struct drover_conf *c,
-			  struct recycle_track *t, uint64_t now)
+/* The one way a worker is recycled from here: pool_replace (successor
+ * accepting first), at most recycle_concurrency at once, starts spaced by a
+ * random 0..1 s.  False: not now, try at a later tick. */
+static bool start_recycle(struct recycler *r, struct pool *p, struct worker_rec *w,
+			  const struct drover_conf *c, const char *why, uint64_t now)
 {
 	if (now < r->next_start_ns || recycles_in_progress(p) >= (unsigned)c->recycle_concurrency)
-		return; /* a later tick: the whole pool never goes at once */
-	bool hard = c->max_rss && (uint64_t)f->base_rss + (uint64_t)f->rss_growth > c->max_rss;
-	log_warn("worker %u (pid %d): recycling (%s), RSS +%.0f MB with %+.0f MB in use%s", w->no,
-		 (int)w->pid, recycle_verdict_name(f->verdict), f->rss_growth / MB,
-		 f->in_use_growth / MB, hard ? ", over max_rss" : ", over rss_growth_limit");
-	if (pool_replace(p, w->pid, now) == 0)
-		t->recycling = true;
+		return false; /* the whole pool never goes at once */
+	log_warn("worker %u (pid %d): recycling %s", w->no, (int)w->pid, why);
+	pool_replace(p, w->pid, now);
 	r->next_start_ns = now + (uint64_t)rand_r(&r->seed) % JITTER_MAX_NS;
+	return true;
+}
+
+static void recycle_memory(struct recycler *r, struct pool *p, struct worker_rec *w,
+			   const struct recycle_figures *f, const struct drover_conf *c,
+			   struct recycle_track *t, uint64_t now)
+{
+	char why[160];
+	bool hard = c->max_rss && (uint64_t)f->base_rss + (uint64_t)f->rss_growth > c->max_rss;
+	snprintf(why, sizeof(why), "(%s), RSS %+.0f MB with %+.0f MB in use, over %s",
+		 recycle_verdict_name(f->verdict), f->rss_growth / MB, f->in_use_growth / MB,
+		 hard ? "max_rss" : "rss_growth_limit");
+	if (start_recycle(r, p, w, c, why, now))
+		t->recycling = true;
 }
 
 static void act(struct recycler *r, struct pool *p, struct worker_rec *w,
@@ -78,7 +91,7 @@ static void act(struct recycler *r, struct pool *p, struct worker_rec *w,
 			 "malloc_trim returned %.0f MB", w->no, (int)w->pid, t->trim_rss_growth / MB,
 			 t->trim_in_use_growth / MB, t->trim_returned / MB);
 		return;
-	case RA_RECYCLE: start_recycle(r, p, w, f, c, t, now); return;
+	case RA_RECYCLE: recycle_memory(r, p, w, f, c, t, now); return;
 	}
 }
 
@@ -91,6 +104,38 @@ static void publish(struct worker_view *v, const struct recycle_track *t,
 	v->mem.in_use_growth = f->in_use_growth;
 	v->mem.free_growth = f->free_growth;
 	v->mem.trim_returned = t->trim_returned;
+}
+
+/* max_age plus this worker's own jitter (gunicorn's max_requests_jitter idea,
+ * applied to time), so that workers started together do not leave together. */
+static uint64_t age_limit(struct recycler *r, const struct drover_conf *c)
+{
+	if (c->max_age <= 0)
+		return 0;
+	double j = c->max_age_jitter > 0 ? c->max_age_jitter * rand_r(&r->seed) / RAND_MAX : 0;
+	return (uint64_t)((c->max_age + j) * 1e9);
+}
+
+static bool aged(struct recycler *r, size_t i, const struct worker_rec *w, uint64_t now)
+{
+	return r->age_limit_ns[i] && now > w->spawned_ns + r->age_limit_ns[i];
+}
+
+/* ctl recycle all, or max_age: the same graceful path, queued until a
+ * recycle slot is free. */
+static void recycle_asked(struct recycler *r, struct pool *p, struct worker_rec *w,
+			  const struct drover_conf *c, size_t i, uint64_t now)
+{
+	char why[64];
+	if (r->queued[i])
+		snprintf(why, sizeof(why), "(requested)");
+	else
+		snprintf(why, sizeof(why), "(max_age, %.0f s old)",
+			 (double)(now - w->spawned_ns) / 1e9);
+	if (start_recycle(r, p, w, c, why, now)) {
+		r->queued[i] = false;
+		r->t[i].recycling = true;
+	}
 }
 
 void recycler_tick(struct recycler *r, struct pool *p, struct sampler *s,
@@ -112,15 +157,36 @@ void recycler_tick(struct recycler *r, struct pool *p, struct sampler *s,
 			t->pid = 0;
 			continue;
 		}
-		if (t->pid != w->pid)
+		if (t->pid != w->pid) {
 			recycle_track_reset(t, w->pid);
+			r->queued[i] = false;
+			r->age_limit_ns[i] = age_limit(r, c);
+		}
 		if (fresh && v->p.has_smaps && v->sb_state != SB_BOOTING) {
 			struct recycle_point pt = point_of(v, now);
 			recycle_observe(t, &pt, w->spawned_ns, lim.warmup_s);
 		}
 		struct recycle_figures f = recycle_judge(t, &lim);
 		publish(v, t, &f);
-		if (act_on && !w->stop_ns && !w->replace_ns && w->booted)
+		if (!act_on || w->stop_ns || w->replace_ns || !w->booted)
+			continue;
+		if (r->queued[i] || aged(r, i, w, now))
+			recycle_asked(r, p, w, c, i, now);
+		else
 			act(r, p, w, t, &f, c, recycle_decide(t, &f, &lim, now), now);
 	}
+}
+
+unsigned recycler_recycle_all(struct recycler *r, const struct pool *p)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		const struct worker_rec *w = &p->w[i];
+		if (w->pid && !w->stop_ns && !w->replace_ns && w->generation == p->generation &&
+		    r->t[i].pid == w->pid) {
+			r->queued[i] = true;
+			n++;
+		}
+	}
+	return n;
 }

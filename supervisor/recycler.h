@@ -18,6 +18,8 @@ struct recycler {
 	struct recycle_track t[SB_MAX_SLOTS]; /* parallel to pool.w[] */
 	uint64_t last_smaps_due; /* the sampler's next_smaps_ns at the last tick */
 	uint64_t next_start_ns; /* jitter: no recycle starts before this */
+	uint64_t age_limit_ns[SB_MAX_SLOTS]; /* max_age + this worker's jitter; 0: none */
+	bool queued[SB_MAX_SLOTS]; /* recycle asked (ctl recycle all, max_age) */
 	unsigned seed;
 };
 
@@ -27,4 +29,8 @@ void recycler_free(struct recycler *r);
  * or stop in progress); otherwise only the verdicts are computed. */
 void recycler_tick(struct recycler *r, struct pool *p, struct sampler *s,
 		   const struct drover_conf *c, bool act, uint64_t now);
+/* Recycle every live worker of the current generation gracefully, at most
+ * recycle_concurrency at a time (ctl recycle all).  Returns how many were
+ * queued. */
+unsigned recycler_recycle_all(struct recycler *r, const struct pool *p);
 #endif

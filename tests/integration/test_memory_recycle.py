@@ -147,3 +147,39 @@ def test_python_fragmentation_seen_through_pymalloc(drover):
         n = load.ok
         wait_until(lambda: load.ok > n + 5, 10, "load after the recycle")
     assert load.failures == [], load.failures[:5]
+
+
+def test_recycle_all_one_at_a_time_under_load(drover):
+    d = drover("so:" + FRAG_SO, "-w", "3", *FAST)
+    old = set(d.wait_workers(3))
+    wait_until(lambda: baselines_set(d, 3), 10, "tracked")
+    with Load(d) as load:
+        p = subprocess.run([DROVER_BIN, "ctl", "--control", os.path.join(d.dir, "drover.ctl"),
+                            "--json", "recycle", "all"], capture_output=True, text=True,
+                           timeout=10)
+        assert json.loads(p.stdout) == {"ok": True, "recycling": 3}, (p.stdout, p.stderr)
+        most_out = [0]
+
+        def done():
+            ws = set(d.workers())
+            # old workers still alive beyond the 3 wanted: being replaced now
+            most_out[0] = max(most_out[0], len(ws) - 3)
+            return len(ws) == 3 and not ws & old
+        wait_until(done, 30, "every worker replaced")
+        n = load.ok
+        wait_until(lambda: load.ok > n + 5, 10, "load after")
+    assert most_out[0] <= 1, most_out  # recycle_concurrency = 1
+    assert len(re.findall(r"recycling \(requested\)", d.log())) == 3
+    assert load.failures == [], load.failures[:5]
+
+
+def test_max_age_recycles_gracefully(drover):
+    d = drover("so:" + FRAG_SO, "-w", "1", "--max-age", "1.5", "--max-age-jitter", "0.5",
+               *FAST)
+    [pid] = d.wait_workers(1)
+    with Load(d) as load:
+        d.wait_log(rf"worker 1 \(pid {pid}\): recycling \(max_age, \d+ s old\)", timeout=10)
+        wait_until(lambda: d.workers() and pid not in d.workers(), 15, "replaced")
+        n = load.ok
+        wait_until(lambda: load.ok > n + 5, 10, "load after")
+    assert load.failures == [], load.failures[:5]
