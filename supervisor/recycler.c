@@ -89,7 +89,8 @@ static void act(struct recycler *r, struct pool *p, struct worker_rec *w,
 		/* The figures that called for the trim, then what it gave back. */
 		log_warn("worker %u (pid %d): heap fragmented, RSS %+.0f MB with %+.0f MB in use; "
 			 "malloc_trim returned %.0f MB", w->no, (int)w->pid, t->trim_rss_growth / MB,
-			 t->trim_in_use_growth / MB, t->trim_returned / MB);
+			 t->trim_in_use_growth / MB,
+			 t->trim_returned > 0 ? t->trim_returned / MB : 0.0); /* grew since: none */
 		return;
 	case RA_RECYCLE: recycle_memory(r, p, w, f, c, t, now); return;
 	}
