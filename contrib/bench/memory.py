@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """RSS and throughput over time with memory recycling off and on, for the
 fragmenting C app and the fragmenting Python app (contrib/examples/fragment.*)
-under steady load: two client threads send GET / and, one request in 20, a
-burst (/grow with a random size) that leaves the heap fragmented at its
+under steady load: two client threads send GET / and a third, every 1.5 s, a
+burst (/grow with a random size) that leaves a worker's heap fragmented at its
 high-water mark.  Off, each worker's RSS ratchets up to its largest burst and
 stays; on (rss_growth_limit), drover trims, then recycles gracefully.
 Prints a table per second-bucket summary and writes memory.png (matplotlib,
@@ -48,7 +48,7 @@ def run(app, recycle):
     tmp = tempfile.mkdtemp()
     cmd = [f"{build}/supervisor/drover", "-w", "2", "-b", f"127.0.0.1:{port}",
            "--metrics-bind", str(mport), "--pidfile", f"{tmp}/drover.pid",
-           "--log-level", "warning", "--recycle-warmup", "1", "--smaps-interval", "0.25",
+           "--log-level", "warning", "--recycle-warmup", "0.5", "--smaps-interval", "0.25",
            "--sample-interval", "0.25", "--heap-sample-interval", "0.25"]
     if recycle:
         cmd += ["--rss-growth-limit", "32M"]
@@ -64,17 +64,29 @@ def run(app, recycle):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+        while not all(w["memory"]["baseline_kb"] for w in json.loads(urllib.request.urlopen(
+                f"http://127.0.0.1:{mport}/status.json", timeout=10).read())["workers"]):
+            time.sleep(0.1)  # the baselines are taken before the load
         ok, fail, halt = [0], [0], threading.Event()
 
-        def load(seed):
-            r = random.Random(seed)
+        def load():
             while not halt.is_set():
                 try:
-                    get(base + (grow(r) if r.random() < 0.05 else "/"))
+                    get(base + "/")
                     ok[0] += 1
                 except OSError:
                     fail[0] += 1
-        ts = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(2)]
+
+        def bursts():
+            r = random.Random(1)
+            while not halt.wait(1.5):
+                try:
+                    get(base + grow(r))
+                    ok[0] += 1
+                except OSError:
+                    fail[0] += 1
+        ts = [threading.Thread(target=load, daemon=True) for i in range(2)]
+        ts.append(threading.Thread(target=bursts, daemon=True))
         for t in ts:
             t.start()
         rows, t0, last_ok = [], time.monotonic(), 0
