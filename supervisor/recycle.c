@@ -72,6 +72,19 @@ static bool settling(const struct recycle_track *t, double noise)
 	return d1 > noise && d2 >= 0 && d2 < d1 / 2;
 }
 
+/* The heap figures to judge by: of the last RECYCLE_HEAP_POINTS points, the
+ * one with the least in use.  The thread model samples its heap while other
+ * threads serve requests, so one point may hold a request's temporary
+ * objects; a leak stays in every point, a request's peak does not. */
+static const struct recycle_point *settled_heap(const struct recycle_track *t)
+{
+	const struct recycle_point *best = nth_last(t, 0);
+	for (unsigned k = 1; k < t->n && k < RECYCLE_HEAP_POINTS; k++)
+		if (in_use_of(t, nth_last(t, k)) < in_use_of(t, best))
+			best = nth_last(t, k);
+	return best;
+}
+
 struct recycle_figures recycle_judge(const struct recycle_track *t,
 				     const struct recycle_limits *lim)
 {
@@ -79,11 +92,11 @@ struct recycle_figures recycle_judge(const struct recycle_track *t,
 	if (!t->has_base || !t->n)
 		return f;
 	const struct recycle_point *b = &t->base, *last = nth_last(t, 0);
-	const struct recycle_point *first = nth_last(t, t->n - 1);
+	const struct recycle_point *first = nth_last(t, t->n - 1), *heap = settled_heap(t);
 	f.base_rss = b->rss;
 	double g = (double)last->rss - (double)b->rss;
-	double iu = in_use_of(t, last) - in_use_of(t, b);
-	double fr = free_of(t, last) - free_of(t, b);
+	double iu = in_use_of(t, heap) - in_use_of(t, b);
+	double fr = free_of(t, heap) - free_of(t, b);
 	f.rss_growth = (int64_t)g;
 	f.in_use_growth = (int64_t)iu;
 	f.free_growth = (int64_t)fr;
@@ -93,7 +106,7 @@ struct recycle_figures recycle_judge(const struct recycle_track *t,
 	double ref = lim->growth_limit ? (double)lim->growth_limit : (double)RECYCLE_REF_BYTES;
 	/* Leak: in-use memory carries the growth and still rises in the window
 	 * (a cache that filled once and stopped is not a leak). */
-	double iu_window = in_use_of(t, last) - in_use_of(t, first);
+	double iu_window = in_use_of(t, heap) - in_use_of(t, first);
 	if (g > noise && iu > noise && 2 * iu >= g && iu_window > noise / 2)
 		f.verdict = RV_LEAK;
 	else if (g >= ref && 4 * iu < g && (fr > 0 || g - iu > ref / 2))
