@@ -72,31 +72,18 @@ static bool settling(const struct recycle_track *t, double noise)
 	return d1 > noise && d2 >= 0 && d2 < d1 / 2;
 }
 
-/* The heap figures to judge by: of the last RECYCLE_HEAP_POINTS points, the
- * one with the least in use.  The thread model samples its heap while other
- * threads serve requests, so one point may hold a request's temporary
- * objects; a leak stays in every point, a request's peak does not. */
-static const struct recycle_point *settled_heap(const struct recycle_track *t)
+/* The verdict as of the k-th newest point (k = 0: the newest), with the
+ * figures of that point against the baseline. */
+static struct recycle_figures judge_at(const struct recycle_track *t,
+				       const struct recycle_limits *lim, unsigned k)
 {
-	const struct recycle_point *best = nth_last(t, 0);
-	for (unsigned k = 1; k < t->n && k < RECYCLE_HEAP_POINTS; k++)
-		if (in_use_of(t, nth_last(t, k)) < in_use_of(t, best))
-			best = nth_last(t, k);
-	return best;
-}
-
-struct recycle_figures recycle_judge(const struct recycle_track *t,
-				     const struct recycle_limits *lim)
-{
-	struct recycle_figures f = {RV_WARMING, 0, 0, 0, 0};
-	if (!t->has_base || !t->n)
-		return f;
-	const struct recycle_point *b = &t->base, *last = nth_last(t, 0);
-	const struct recycle_point *first = nth_last(t, t->n - 1), *heap = settled_heap(t);
+	struct recycle_figures f = {RV_NORMAL, 0, 0, 0, 0};
+	const struct recycle_point *b = &t->base, *last = nth_last(t, k);
+	const struct recycle_point *first = nth_last(t, t->n - 1);
 	f.base_rss = b->rss;
 	double g = (double)last->rss - (double)b->rss;
-	double iu = in_use_of(t, heap) - in_use_of(t, b);
-	double fr = free_of(t, heap) - free_of(t, b);
+	double iu = in_use_of(t, last) - in_use_of(t, b);
+	double fr = free_of(t, last) - free_of(t, b);
 	f.rss_growth = (int64_t)g;
 	f.in_use_growth = (int64_t)iu;
 	f.free_growth = (int64_t)fr;
@@ -106,16 +93,55 @@ struct recycle_figures recycle_judge(const struct recycle_track *t,
 	double ref = lim->growth_limit ? (double)lim->growth_limit : (double)RECYCLE_REF_BYTES;
 	/* Leak: in-use memory carries the growth and still rises in the window
 	 * (a cache that filled once and stopped is not a leak). */
-	double iu_window = in_use_of(t, heap) - in_use_of(t, first);
+	double iu_window = in_use_of(t, last) - in_use_of(t, first);
 	if (g > noise && iu > noise && 2 * iu >= g && iu_window > noise / 2)
 		f.verdict = RV_LEAK;
 	else if (g >= ref && 4 * iu < g && (fr > 0 || g - iu > ref / 2))
 		f.verdict = RV_FRAGMENTATION;
-	else if (settling(t, noise))
+	else if (k == 0 && settling(t, noise))
 		f.verdict = RV_SETTLING;
-	else
-		f.verdict = RV_NORMAL;
 	return f;
+}
+
+/* The newest point's figures; its verdict unless most of the last
+ * RECYCLE_HEAP_POINTS points agree on another (ties: the newest).  The thread
+ * model samples its heap while other threads serve requests, so one point may
+ * hold a request's temporary objects; a leak is in every point, a request's
+ * peak in one. */
+struct recycle_figures recycle_judge(const struct recycle_track *t,
+				     const struct recycle_limits *lim)
+{
+	struct recycle_figures f = {RV_WARMING, 0, 0, 0, 0};
+	if (!t->has_base || !t->n)
+		return f;
+	f = judge_at(t, lim, 0);
+	unsigned votes[RV_LEAK + 1] = {0};
+	unsigned n = t->n < RECYCLE_HEAP_POINTS ? t->n : RECYCLE_HEAP_POINTS;
+	enum recycle_verdict vk[RECYCLE_HEAP_POINTS];
+	for (unsigned k = 0; k < n; k++) {
+		vk[k] = k ? judge_at(t, lim, k).verdict : f.verdict;
+		if (vk[k] == RV_SETTLING)
+			vk[k] = RV_NORMAL;
+		votes[vk[k]]++;
+	}
+	/* settling is a kind of normal (only the newest point is tested for it) */
+	enum recycle_verdict mine = f.verdict == RV_SETTLING ? RV_NORMAL : f.verdict;
+	for (unsigned k = 1; k < n; k++)
+		if (votes[vk[k]] > votes[mine] && vk[k] != mine)
+			f.verdict = mine = vk[k];
+	return f;
+}
+
+/* All of the last RECYCLE_HEAP_POINTS points over the growth limit: not one
+ * sample caught mid-burst. */
+static bool over_for_a_while(const struct recycle_track *t, uint64_t limit)
+{
+	if (t->n < RECYCLE_HEAP_POINTS)
+		return false;
+	for (unsigned k = 0; k < RECYCLE_HEAP_POINTS; k++)
+		if (nth_last(t, k)->rss <= t->base.rss + limit)
+			return false;
+	return true;
 }
 
 /* A trim was asked: its effect shows at the first point whose trim counter
@@ -158,7 +184,10 @@ enum recycle_action recycle_decide(struct recycle_track *t, const struct recycle
 		t->trim_in_use_growth = f->in_use_growth;
 		return RA_TRIM;
 	}
-	return RA_RECYCLE; /* over the limit, and a trim did not bring it under */
+	if (f->verdict == RV_FRAGMENTATION || f->verdict == RV_LEAK ||
+	    over_for_a_while(t, lim->growth_limit))
+		return RA_RECYCLE; /* over the limit, and a trim did not bring it under */
+	return RA_NONE; /* a verdict still forming: a few more points */
 }
 
 const char *recycle_verdict_name(enum recycle_verdict v)

@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #define RECYCLE_SERIES 12 /* points kept per worker (one per smaps read) */
-#define RECYCLE_HEAP_POINTS 3 /* the heap in use is the least of these last points */
+#define RECYCLE_HEAP_POINTS 3 /* the verdict most of these last points give */
 #define RECYCLE_REF_BYTES (64ull << 20) /* "significant growth" with no limit set */
 #define RECYCLE_RETRIM_NS (60ull * 1000000000ull) /* at most one trim a minute */
 
