@@ -18,6 +18,7 @@
 #include "supervisor/autoscale_run.h"
 #include "supervisor/log.h"
 #include "supervisor/notify.h"
+#include "supervisor/recycler.h"
 #include "supervisor/sampler.h"
 #include "supervisor/stall.h"
 
@@ -348,6 +349,9 @@ static void decide_and_act(struct arbiter *ar, uint64_t now)
 		if (!w->kill_ns && !w->replace_ns)
 			act_escalation(ar, w, stall_decide_escalation(v, &esc), v, now);
 	}
+	if (ar->recycler)
+		recycler_tick(ar->recycler, &ar->pool, ar->sampler, &ar->conf,
+			      ar->state == MASTER_RUNNING, now);
 	pool_request_manage(&ar->pool); /* boot marks, the target: in the prepare */
 }
 
@@ -397,6 +401,7 @@ int arbiter_init(struct arbiter *ar)
 	sampler_pass(ar->sampler, &ar->pool, &ar->ls, state_names[ar->state], &ar->conf,
 		     sb_now_ns());
 	ar->notify = notify_start(ar->loop);
+	ar->recycler = recycler_new(); /* NULL: verdicts off, nothing else lost */
 	pool_start(&ar->pool, ar->loop);
 	return 0;
 }
@@ -417,6 +422,8 @@ void arbiter_fini(struct arbiter *ar)
 	ar->sampler = NULL;
 	free(ar->doctor);
 	ar->doctor = NULL;
+	recycler_free(ar->recycler);
+	ar->recycler = NULL;
 }
 
 unsigned arbiter_set_target(struct arbiter *ar, unsigned n)
@@ -449,6 +456,16 @@ int arbiter_recycle(struct arbiter *ar, pid_t pid)
 		return -ESRCH;
 	log_info("control: recycling worker %u (pid %d)", w->no, (int)pid);
 	return pool_replace(&ar->pool, pid, sb_now_ns());
+}
+
+int arbiter_recycle_all(struct arbiter *ar)
+{
+	if (!ar->recycler || ar->state != MASTER_RUNNING)
+		return -EAGAIN;
+	unsigned n = recycler_recycle_all(ar->recycler, &ar->pool);
+	log_info("control: recycling all %u workers, %d at a time", n,
+		 (int)ar->conf.recycle_concurrency);
+	return (int)n;
 }
 
 void arbiter_refresh_sample(struct arbiter *ar)

@@ -48,6 +48,7 @@ enum master_exit {
 
 struct sampler;
 struct notify;
+struct recycler;
 
 struct arbiter {
 	struct ev_loop *loop;
@@ -60,6 +61,7 @@ struct arbiter {
 	struct sampler *sampler; /* measurements, refreshed by the tick */
 	struct notify *notify; /* sd_notify, NULL without memory */
 	struct doctor_state *doctor; /* `drover doctor`'s findings, NULL without memory */
+	struct recycler *recycler; /* memory verdicts and recycling (issue 12) */
 	ev_signal sig[16];
 	ev_child child;
 	ev_timer tick;
@@ -89,5 +91,8 @@ void arbiter_stop(struct arbiter *ar, bool graceful);
 /* Graceful replacement of one worker: -ESRCH if pid is not a live worker. */
 int arbiter_recycle(struct arbiter *ar, pid_t pid);
 /* Bring ar->sampler's master and scoreboard figures up to now (renderers). */
+/* Recycle the whole pool gracefully, recycle_concurrency workers at a time
+ * (recycler.h).  The number queued, or -EAGAIN when not running. */
+int arbiter_recycle_all(struct arbiter *ar);
 void arbiter_refresh_sample(struct arbiter *ar);
 #endif

@@ -129,8 +129,16 @@ static void cmd_decr(struct ctl_client *c, struct arbiter *ar, const char *arg)
 static void cmd_recycle(struct ctl_client *c, struct arbiter *ar, const char *arg)
 {
 	long pid;
+	if (arg && strcmp(arg, "all") == 0) {
+		int n = arbiter_recycle_all(ar);
+		if (n < 0)
+			answer_error(c, "%s", "not running: nothing recycled");
+		else
+			answer_ok(c, "recycling", n);
+		return;
+	}
 	if (!parse_num(arg, 1, 0x7fffffff, &pid)) {
-		answer_error(c, "%s", "usage: recycle PID");
+		answer_error(c, "%s", "usage: recycle PID|all");
 		return;
 	}
 	if (arbiter_recycle(ar, (pid_t)pid) < 0) {
@@ -205,7 +213,7 @@ const struct control_cmd control_cmds[] = {
 	{"workers", "N", "set the number of workers wanted", cmd_workers},
 	{"incr", NULL, "one worker more", cmd_incr},
 	{"decr", NULL, "one worker fewer (at least one stays)", cmd_decr},
-	{"recycle", "PID", "replace a worker: the new one accepts before the old one drains",
+	{"recycle", "PID|all", "replace a worker (all: each in turn): the new one accepts before the old one drains",
 	 cmd_recycle},
 	{"reload", NULL, "re-read the configuration and replace the workers (as HUP)", cmd_reload},
 	{"stop", "[fast]", "graceful stop (as TERM), or fast (as QUIT)", cmd_stop},

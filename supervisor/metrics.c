@@ -13,6 +13,7 @@
 
 #include "drover_config.h"
 #include "supervisor/autoscale_show.h"
+#include "supervisor/recycle.h"
 #include "supervisor/sample.h"
 
 /* ---- helpers over the sampler ---- */
@@ -214,6 +215,47 @@ static void prom_heap(struct mbuf *b, const struct sampler *s)
 	}
 }
 
+/* Memory verdicts (recycle.c): the baseline, the growth against it, and the
+ * verdict as a state set (one series per verdict, 1 for the current one). */
+static void prom_memory(struct mbuf *b, const struct sampler *s)
+{
+	static const char *const kinds[3] = {"kind=\"rss\"", "kind=\"in_use\"", "kind=\"free\""};
+	prom_head(b, "drover_worker_memory_baseline_bytes", "gauge",
+		  "Anonymous RSS of the worker when its warm-up ended (recycle_warmup).");
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
+		if (sample_live(&s->w[i]) && s->w[i].mem.base_rss)
+			prom_worker(b, "drover_worker_memory_baseline_bytes", &s->w[i], NULL,
+				    (double)s->w[i].mem.base_rss);
+	prom_head(b, "drover_worker_memory_growth_bytes", "gauge",
+		  "Growth since the baseline: RSS, heap in use (malloc and pymalloc), free heap.");
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		const struct worker_view *v = &s->w[i];
+		if (!sample_live(v) || !v->mem.base_rss)
+			continue;
+		int64_t g[3] = {v->mem.rss_growth, v->mem.in_use_growth, v->mem.free_growth};
+		for (int k = 0; k < 3; k++)
+			prom_worker(b, "drover_worker_memory_growth_bytes", v, kinds[k], (double)g[k]);
+	}
+	prom_head(b, "drover_worker_memory_verdict", "gauge",
+		  "Memory verdict of the worker: 1 for the current one.");
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		const struct worker_view *v = &s->w[i];
+		if (!sample_live(v))
+			continue;
+		for (int k = RV_WARMING; k <= RV_LEAK; k++) {
+			char l[48];
+			snprintf(l, sizeof(l), "verdict=\"%s\"", recycle_verdict_name(k));
+			prom_worker(b, "drover_worker_memory_verdict", v, l, v->mem.verdict == k);
+		}
+	}
+	prom_head(b, "drover_worker_pymalloc_arena_bytes", "gauge",
+		  "Bytes of pymalloc arenas mapped (Python workers; outside mallinfo2).");
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
+		if (sample_live(&s->w[i]) && s->w[i].py_arena)
+			prom_worker(b, "drover_worker_pymalloc_arena_bytes", &s->w[i], NULL,
+				    (double)s->w[i].py_arena);
+}
+
 static void prom_histogram(struct mbuf *b, const struct sampler *s)
 {
 	const char *n = "drover_request_duration_seconds";
@@ -378,6 +420,7 @@ void metrics_prometheus(const struct sampler *s, struct mbuf *out)
 		prom_wfamily(out, s, &wfamilies[i]);
 	prom_labelled(out, s);
 	prom_heap(out, s);
+	prom_memory(out, s);
 	prom_histogram(out, s);
 	prom_listeners(out, s);
 	prom_host(out, s);

@@ -55,6 +55,13 @@ struct worker_view {
 	uint64_t pass_requests, pass_busy_ns; /* at the last pass: the rates' base */
 	uint64_t status_class[6];
 	uint64_t heap_arena, heap_mmap, heap_in_use, heap_free;
+	uint64_t py_arena, py_blocks; /* pymalloc (Python workers), scoreboard */
+	/* the memory verdict (recycle.c), set by the arbiter's tick */
+	struct {
+		int verdict; /* enum recycle_verdict */
+		uint64_t base_rss; /* 0: no baseline yet */
+		int64_t rss_growth, in_use_growth, free_growth, trim_returned;
+	} mem;
 	struct stats_hist hist;
 	/* histogram snapshots of the last STATS_WINDOW reads, for percentiles */
 	struct stats_hist ring[STATS_WINDOW];

@@ -282,6 +282,8 @@ static void copy_slot(struct worker_view *v, struct sb_slot *sl)
 	v->heap_in_use = sb_load(&sl->heap_uordblks);
 	v->heap_free = sb_load(&sl->heap_fordblks);
 	stallstat_read(&v->stall, sl);
+	v->py_arena = sb_load(&sl->py_arena_bytes);
+	v->py_blocks = sb_load(&sl->py_blocks);
 }
 
 /* Histogram delta over the window, then push the current snapshot.  A new

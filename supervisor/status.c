@@ -11,6 +11,7 @@
 
 #include "drover_config.h"
 #include "supervisor/autoscale_show.h"
+#include "supervisor/recycle.h"
 #include "supervisor/sample.h"
 
 /* ---- status JSON ---- */
@@ -58,6 +59,23 @@ static void json_rates(struct mbuf *b, const struct worker_view *v)
 	jnum(b, "busiest_tid_csw_per_s", h && f->busiest_tid ? f->busiest_csw_s : nan, true);
 }
 
+/* The memory verdict (recycle.c) and its numbers; growth is against the
+ * baseline taken after recycle_warmup (null before). */
+static void json_memory(struct mbuf *b, const struct worker_view *v)
+{
+	bool base = v->mem.base_rss != 0;
+	mbuf_put(b, ",\"memory\":{", 11);
+	jstr(b, "verdict", recycle_verdict_name((enum recycle_verdict)v->mem.verdict), false);
+	jnum(b, "baseline_kb", base ? (double)v->mem.base_rss / 1024 : NAN, true);
+	jnum(b, "rss_growth_kb", base ? (double)v->mem.rss_growth / 1024 : NAN, true);
+	jnum(b, "in_use_growth_kb", base ? (double)v->mem.in_use_growth / 1024 : NAN, true);
+	jnum(b, "free_growth_kb", base ? (double)v->mem.free_growth / 1024 : NAN, true);
+	jnum(b, "trim_returned_kb", (double)v->mem.trim_returned / 1024, true);
+	jnum(b, "py_arena_kb", (double)v->py_arena / 1024, true);
+	jnum(b, "py_blocks", (double)v->py_blocks, true);
+	mbuf_put(b, "}", 1);
+}
+
 static void json_worker(struct mbuf *b, const struct sampler *s, const struct worker_view *v)
 {
 	const struct proc_view *p = &v->p;
@@ -81,6 +99,7 @@ static void json_worker(struct mbuf *b, const struct sampler *s, const struct wo
 	jnum(b, "heap_free_kb", (double)v->heap_free / 1024, true);
 	jnum(b, "sample_cost_us", (double)p->cost_ns / 1e3, true);
 	stallout_json_worker(s, v, b);
+	json_memory(b, v);
 	mbuf_put(b, "}", 1);
 }
 
@@ -228,6 +247,11 @@ static void table_worker(struct mbuf *b, const struct sampler *s, const struct w
 	tcell(b, " %*.2f", h ? ms(f->runq_wait) : nan, 8);
 	if (p->wchan[0])
 		mbuf_printf(b, "  wchan=%s", p->wchan);
+	if (v->mem.base_rss)
+		mbuf_printf(b, "  mem=%s (RSS %+.0f MB, in use %+.0f MB over %.0f MB)",
+			    recycle_verdict_name((enum recycle_verdict)v->mem.verdict),
+			    v->mem.rss_growth / 1048576.0, v->mem.in_use_growth / 1048576.0,
+			    v->mem.base_rss / 1048576.0);
 	mbuf_put(b, "\n", 1);
 }
 

@@ -81,6 +81,12 @@ struct sb_slot {
 	_Atomic uint64_t heap_arena, heap_hblkhd, heap_uordblks, heap_fordblks, heap_keepcost;
 	_Atomic uint64_t heap_sampled_ns;
 	_Atomic uint64_t trims; /* malloc_trim calls done */
+	/* Python workers: pymalloc's arenas are mmap()ed outside malloc, so
+	 * mallinfo2 does not see them.  Bytes of arenas mapped now (counted by a
+	 * wrapper around the arena allocator) and blocks allocated in them
+	 * (sys.getallocatedblocks()); both 0 for a C app.  Refreshed with the
+	 * heap figures. */
+	_Atomic uint64_t py_arena_bytes, py_blocks;
 
 	/* stalls, written by the worker's watchdog thread alone (watchdog.c) */
 	_Atomic uint64_t stalls; /* begun */

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "workers/app/app_loader.h"
 #include "workers/http/access_log.h"
 #include "workers/watchdog.h"
 #include "workers/wlog.h"
@@ -129,6 +130,12 @@ static void sample_heap(struct sb_slot *s, uint64_t now)
 	sb_store(&s->heap_uordblks, mi.uordblks);
 	sb_store(&s->heap_fordblks, mi.fordblks);
 	sb_store(&s->heap_keepcost, mi.keepcost);
+	if (app_heap_extra) {
+		uint64_t arena = 0, blocks = 0;
+		app_heap_extra(&arena, &blocks);
+		sb_store(&s->py_arena_bytes, arena);
+		sb_store(&s->py_blocks, blocks);
+	}
 	sb_store(&s->heap_sampled_ns, now);
 }
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+void (*app_heap_extra)(uint64_t *arena_bytes, uint64_t *blocks);
+
 bool app_is_python(const char *spec)
 {
 	if (strncmp(spec, "so:", 3) == 0)

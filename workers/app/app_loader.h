@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/conf.h"
 #include "workers/app/app.h"
@@ -28,6 +29,11 @@ struct app {
 	/* Called when the worker stops, after handler->shutdown.  May be NULL. */
 	void (*unload)(struct app *a);
 };
+
+/* Heap figures outside malloc's counters, for the scoreboard: the Python
+ * adapter sets this to read pymalloc's arena bytes and allocated blocks
+ * (it takes the GIL; call it only at an idle point).  NULL for a C app. */
+extern void (*app_heap_extra)(uint64_t *arena_bytes, uint64_t *blocks);
 
 /* True if spec names a Python app (MODULE:CALLABLE or python:MODULE:CALLABLE). */
 bool app_is_python(const char *spec);

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,57 @@ static void exc_to_err(char *err, size_t errlen, const char *what)
 	Py_XDECREF(last);
 }
 
+/* ---- pymalloc's arenas, for the recycle verdict ---- */
+
+/* pymalloc takes its arenas (1 MiB on 64-bit since 3.10) straight from mmap,
+ * so mallinfo2 never sees them: a Python heap fragmented across arenas looks
+ * like RSS nobody allocated.  A wrapper around the arena allocator (public
+ * API, PEP 445) counts the bytes mapped; it runs once per arena, not per
+ * object, under the GIL like all of pymalloc. */
+static PyGILState_STATE gil_ensure(void);
+static PyObjectArenaAllocator arena_base;
+static _Atomic uint64_t arena_bytes;
+
+static void *arena_alloc(void *ctx, size_t size)
+{
+	void *p = arena_base.alloc(ctx, size);
+	if (p)
+		atomic_fetch_add_explicit(&arena_bytes, size, memory_order_relaxed);
+	return p;
+}
+
+static void arena_free(void *ctx, void *ptr, size_t size)
+{
+	arena_base.free(ctx, ptr, size);
+	atomic_fetch_sub_explicit(&arena_bytes, size, memory_order_relaxed);
+}
+
+static void arena_count_install(void)
+{
+	PyObject_GetArenaAllocator(&arena_base);
+	PyObjectArenaAllocator a = {arena_base.ctx, arena_alloc, arena_free};
+	PyObject_SetArenaAllocator(&a);
+}
+
+/* app_heap_extra: arena bytes from the wrapper; blocks in use from
+ * sys.getallocatedblocks() (a walk over the pools' counters, no per-object
+ * work: microseconds even for a large heap), hence only at idle points. */
+static void py_heap_extra(uint64_t *bytes, uint64_t *blocks)
+{
+	*bytes = atomic_load_explicit(&arena_bytes, memory_order_relaxed);
+	if (py_finalized || py_pid != getpid() || in_fork)
+		return;
+	PyGILState_STATE g = gil_ensure();
+	PyObject *f = PySys_GetObject("getallocatedblocks"); /* borrowed */
+	PyObject *n = f ? PyObject_CallNoArgs(f) : NULL;
+	Py_ssize_t v = n ? PyLong_AsSsize_t(n) : -1;
+	Py_XDECREF(n);
+	if (PyErr_Occurred())
+		PyErr_Clear();
+	PyGILState_Release(g);
+	*blocks = v > 0 ? (uint64_t)v : 0;
+}
+
 /* ---- interpreter start ---- */
 
 static bool env_set(const char *name)
@@ -176,6 +228,7 @@ static int py_start(char *err, size_t errlen)
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	exe[n > 0 ? n : 0] = '\0';
 	char *argv[] = { "drover", NULL };
+	arena_count_install(); /* before the first arena (PEP 445 allows it) */
 	PyStatus st = PyConfig_SetBytesArgv(&c, 1, argv);
 	if (!PyStatus_Exception(st) && n > 0)
 		st = PyConfig_SetBytesString(&c, &c.program_name, exe);
@@ -541,6 +594,7 @@ struct app *app_wsgi_load(const struct drover_conf *conf, const char *spec, char
 		Py_XSETREF(wsgi_g.callable, callable);
 		wsgi_g.multithread = conf->worker_class == WORKER_THREAD;
 		wsgi_g.multiprocess = conf->workers > 1;
+		app_heap_extra = py_heap_extra;
 	} else if (callable) {
 		Py_DECREF(callable);
 		snprintf(err, errlen, "out of memory loading %s", spec);
