@@ -42,6 +42,20 @@ static int setup(struct arbiter *a)
 		return MASTER_EXIT_ERROR;
 	}
 	log_level = (int)c->log_level;
+	for (size_t i = 0; i < c->env.n; i++) {
+		char *kv = c->env.items[i], *eq = strchr(kv, '=');
+		if (!eq || eq == kv) {
+			log_error("env %s: expected KEY=VALUE", kv);
+			return MASTER_EXIT_ERROR;
+		}
+		*eq = '\0'; /* gunicorn's -e: the app and its workers inherit it */
+		int r = setenv(kv, eq + 1, 1);
+		*eq = '=';
+		if (r < 0) {
+			log_error("env %s: %s", kv, strerror(errno));
+			return MASTER_EXIT_ERROR;
+		}
+	}
 	if (c->chdir[0] && chdir(c->chdir) < 0) {
 		log_error("chdir %s: %s", c->chdir, strerror(errno));
 		return MASTER_EXIT_ERROR;
@@ -72,8 +86,11 @@ static int setup(struct arbiter *a)
 	return write_pidfile(c->pidfile) < 0 ? MASTER_EXIT_ERROR : 0;
 }
 
-static void announce(const struct arbiter *a)
+static void announce(const struct arbiter *a, const struct cli *cli)
 {
+	for (size_t i = 0; i < cli->nignored; i++)
+		log_info("--%s: accepted for gunicorn compatibility, no effect: %s",
+			 cli->ignored[i]->flag, cli->ignored[i]->note);
 	log_info("drover %s starting: master pid %d, app %s", DROVER_VERSION, (int)getpid(),
 		 a->conf.app);
 	for (size_t i = 0; i < a->ls.n; i++)
@@ -111,6 +128,9 @@ int main(int argc, char **argv)
 		return MASTER_EXIT_USAGE;
 	}
 	if (cli.check_config) {
+		for (size_t i = 0; i < cli.nignored; i++)
+			fprintf(stderr, "drover: --%s: accepted for gunicorn compatibility, no effect: %s\n",
+				cli.ignored[i]->flag, cli.ignored[i]->note);
 		conf_print(&ar.conf, stdout);
 		return 0;
 	}
@@ -124,7 +144,7 @@ int main(int argc, char **argv)
 		char title[64];
 		snprintf(title, sizeof(title), "%s: master", ar.conf.proc_name);
 		proctitle_set(title);
-		announce(&ar);
+		announce(&ar, &cli);
 		/* From here on the master never exits on an error: it logs and goes on. */
 		struct control *ctl = control_start(&ar);
 		struct metrics_http *mh = metrics_http_start(&ar);
