@@ -237,3 +237,129 @@ void conf_gunicorn_help(FILE *f)
 	fprintf(f, "Worker classes: gthread is thread; gevent, eventlet, tornado and uvicorn\n"
 		   "workers are refused (-k event or -k thread instead).\n");
 }
+
+/* ---- gunicorn.conf.py settings ---- */
+
+/* gunicorn's setting names (its config.py) and drover's keys. */
+static const struct {
+	const char *name, *key;
+} py_names[] = {
+	{ "bind", "bind" }, { "workers", "workers" }, { "worker_class", "worker_class" },
+	{ "threads", "threads" }, { "worker_connections", "worker_connections" },
+	{ "timeout", "timeout" }, { "graceful_timeout", "graceful_timeout" },
+	{ "keepalive", "keepalive" }, { "max_requests", "max_requests" },
+	{ "max_requests_jitter", "max_requests_jitter" }, { "preload_app", "preload" },
+	{ "pidfile", "pidfile" }, { "chdir", "chdir" }, { "proc_name", "proc_name" },
+	{ "backlog", "backlog" }, { "accesslog", "access_log" }, { "errorlog", "error_log" },
+	{ "loglevel", "log_level" }, { "access_log_format", "access_log_format" },
+	{ "raw_env", "env" }, { "limit_request_line", "max_request_line" },
+	{ "limit_request_fields", "max_header_count" },
+	{ "limit_request_field_size", "max_header_size" }, { "pythonpath", "pythonpath" },
+	{ "wsgi_app", "app" }, { "forwarded_allow_ips", "forwarded_allow_ips" },
+	{ "proxy_protocol", "proxy_protocol" }, { "proxy_allow_ips", "proxy_allow_ips" },
+	{ "reload", "reload" }, { "reload_extra_files", "reload_extra_files" },
+};
+
+/* Accepted with no effect, as their flags are. */
+static const char *const py_no_effect[] = { "worker_tmp_dir", "sendfile", "capture_output" };
+
+/* The server hooks drover calls (README, "Coming from gunicorn"). */
+static const char *const py_hooks[] = { "on_starting", "when_ready", "post_fork",
+					"post_worker_init", "worker_exit", "on_exit",
+					"pre_request", "post_request" };
+/* gunicorn's other hooks: a definition of one is reported, never dropped
+ * silently; any other callable is a helper of the file (imports, lambdas). */
+static const char *const py_other_hooks[] = { "pre_fork", "pre_exec", "child_exit",
+					      "nworkers_changed", "worker_int", "worker_abort",
+					      "on_reload", "ssl_context", "post_worker_exit" };
+
+static bool in(const char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return true;
+	return false;
+}
+#define IN(arr, s) in(arr, sizeof(arr) / sizeof(arr[0]), s)
+
+bool conf_gunicorn_is_hook(const char *name)
+{
+	return IN(py_hooks, name);
+}
+
+static void note(char *warn, size_t n, const char *name)
+{
+	size_t k = strlen(warn);
+	if (k < n)
+		snprintf(warn + k, n - k, "%s%.64s", k ? ", " : "", name);
+}
+
+/* One "name<TAB>value" line onto c.  0 (used or noted), -1 with why. */
+static int py_setting(struct drover_conf *c, const char *name, const char *value,
+		      char *unsupported, char *why, size_t n)
+{
+	char err[CONF_ERR_MAX];
+	for (size_t i = 0; i < sizeof(py_names) / sizeof(py_names[0]); i++) {
+		if (strcmp(py_names[i].name, name))
+			continue;
+		const struct conf_option *o = conf_find(py_names[i].key);
+		if (!o)
+			break; /* a gunicorn setting drover has no option for */
+		if (conf_set(c, o->section, o->key, value, true, err) < 0) {
+			/* "[section] key: why" -> "why": the caller names the file and setting */
+			const char *w = err[0] == '[' && strstr(err, ": ") ? strstr(err, ": ") + 2 : err;
+			snprintf(why, n, "%s", w);
+			return -1;
+		}
+		return 0;
+	}
+	/* gunicorn's settings are lower case; an upper-case name is the file's
+	 * own constant (LOG_DIR = ...), not a setting drover would be missing */
+	bool constant = strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(name);
+	if (!IN(py_no_effect, name) && !constant)
+		note(unsupported, CONF_ERR_MAX, name);
+	return 0;
+}
+
+int conf_apply_gunicorn_py(struct drover_conf *c, const char *path, const char *text,
+			   char *err, size_t errlen, char *warn, size_t warnlen)
+{
+	struct drover_conf t;
+	char unsupported[CONF_ERR_MAX] = "", why[CONF_ERR_MAX], line[2048];
+	conf_copy(&t, c);
+	warn[0] = '\0';
+	for (const char *p = text; *p;) {
+		size_t len = strcspn(p, "\n");
+		snprintf(line, sizeof(line), "%.*s", (int)len, p);
+		p += len + (p[len] == '\n');
+		char *tab = strchr(line, '\t');
+		if (!tab)
+			continue;
+		*tab = '\0';
+		const char *name = line, *value = tab + 1;
+		if (!strcmp(name, "!hook")) {
+			if (IN(py_other_hooks, value))
+				note(unsupported, sizeof(unsupported), value);
+			continue;
+		}
+		if (!strcmp(name, "!bad")) {
+			char *t2 = strchr(value, '\t');
+			if (t2)
+				*t2 = '\0';
+			snprintf(err, errlen, "%s: %s: a %s has no meaning for drover", path, value,
+				 t2 ? t2 + 1 : "value");
+			conf_free(&t);
+			return -1;
+		}
+		if (py_setting(&t, name, value, unsupported, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s: %s: %s", path, name, why);
+			conf_free(&t);
+			return -1;
+		}
+	}
+	if (unsupported[0])
+		snprintf(warn, warnlen, "%s: not supported by drover, ignored: %s", path, unsupported);
+	conf_free(c);
+	*c = t;
+	return 0;
+}

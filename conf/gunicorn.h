@@ -5,8 +5,11 @@
 #ifndef DROVER_CONF_GUNICORN_H
 #define DROVER_CONF_GUNICORN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+#include "conf.h"
 
 /* One gunicorn flag.  key: the drover option it sets, "" accepted with no
  * effect, "!" refused; note says why (for "" and "!"). */
@@ -34,5 +37,14 @@ int conf_gunicorn_log_format(const char *g, char **out, char *why, size_t n);
 void conf_gunicorn_aliases(const char *key, char *buf, size_t n);
 /* The --help part listing accepted-without-effect and refused gunicorn flags. */
 void conf_gunicorn_help(FILE *f);
+
+/* Apply the settings of a gunicorn.conf.py (text: the "name<TAB>value" lines
+ * of worker_python_config) onto c, each through conf_set's validation.  On
+ * error c is untouched and err reads "FILE: name: why".  warn (empty if none)
+ * lists, in one line, the names drover does not support. */
+int conf_apply_gunicorn_py(struct drover_conf *c, const char *path, const char *text,
+			   char *err, size_t errlen, char *warn, size_t warnlen);
+/* Whether name is a server hook drover calls. */
+bool conf_gunicorn_is_hook(const char *name);
 
 #endif

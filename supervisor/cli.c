@@ -10,8 +10,10 @@
 #include <string.h>
 
 #include "drover_config.h"
+#include "workers/worker.h"
 
 enum { OPT_BASE = 1000, OPT_NO_BASE = 3000, OPT_SET = 5000, OPT_CHECK, OPT_HELP, OPT_VERSION,
+       OPT_PRINT_INI,
        OPT_GUNICORN = 6000 };
 
 void cli_usage(FILE *f, const char *prog)
@@ -28,6 +30,7 @@ void cli_usage(FILE *f, const char *prog)
 		"  -k, --worker-class K     sync, thread or event\n"
 		"      --set SECTION.KEY=VALUE  set any option of the INI file\n"
 		"      --check-config       validate, print the effective configuration, exit\n"
+		"      --print-ini          the same as an INI file to move to (e.g. from -c gunicorn.conf.py)\n"
 		"GUNICORN_CMD_ARGS and DROVER_CMD_ARGS are read as flags before the command line.\n"
 		"      --help, --version\n"
 		"\n"
@@ -80,6 +83,7 @@ static struct option *build_longopts(void)
 	o[n++] = (struct option){"config", required_argument, NULL, 'c'};
 	o[n++] = (struct option){"set", required_argument, NULL, OPT_SET};
 	o[n++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
+	o[n++] = (struct option){"print-ini", no_argument, NULL, OPT_PRINT_INI};
 	o[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
 	o[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
 	return o;
@@ -170,6 +174,10 @@ static int handle_opt(struct cli *cli, int c, char *err, size_t errlen)
 		return add_override(cli, short_key(c), optarg);
 	if (c == OPT_SET)
 		return handle_set(cli, optarg, err, errlen);
+	if (c == OPT_PRINT_INI) {
+		cli->check_config = cli->print_ini = true;
+		return 0;
+	}
 	if (c == OPT_CHECK || c == OPT_HELP || c == OPT_VERSION) {
 		*(c == OPT_CHECK ? &cli->check_config : c == OPT_HELP ? &cli->help : &cli->version) = true;
 		return 0;
@@ -347,16 +355,49 @@ static int apply_overrides(const struct cli *cli, struct drover_conf *c, char *e
 	return 0;
 }
 
+static bool is_python_file(const char *path)
+{
+	size_t n = strlen(path);
+	return n > 3 && strcmp(path + n - 3, ".py") == 0;
+}
+
+/* -c FILE: an INI file, or (ending in .py) a gunicorn.conf.py executed in a
+ * child's embedded interpreter and mapped onto the option table.  Names
+ * drover does not support are said in one warning on stderr. */
+static int load_config(struct drover_conf *c, const char *path, char *err, size_t errlen)
+{
+	char why[CONF_ERR_MAX];
+	if (!is_python_file(path)) {
+		if (conf_load_file(c, path, why) == 0)
+			return 0;
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
+	size_t cap = 64 * 1024;
+	char *text = malloc(cap), warn[CONF_ERR_MAX * 2];
+	if (!text) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int rc = worker_python_config(path, text, cap, err, errlen);
+	if (rc == 0)
+		rc = conf_apply_gunicorn_py(c, path, text, err, errlen, warn, sizeof(warn));
+	if (rc == 0 && warn[0])
+		fprintf(stderr, "drover: warning: %s\n", warn);
+	if (rc == 0)
+		rc = conf_set(c, "python", "gunicorn_config", path, true, why);
+	free(text);
+	return rc;
+}
+
 int cli_build_conf(const struct cli *cli, struct drover_conf *out, char *err, size_t errlen)
 {
 	struct drover_conf c;
 	memset(&c, 0, sizeof(c));
 	conf_defaults(&c);
 	char why[CONF_ERR_MAX];
-	if (cli->config_path && conf_load_file(&c, cli->config_path, why) < 0) {
-		snprintf(err, errlen, "%s", why);
+	if (cli->config_path && load_config(&c, cli->config_path, err, errlen) < 0)
 		goto fail;
-	}
 	if (apply_overrides(cli, &c, err, errlen) < 0)
 		goto fail;
 	if (conf_validate(&c, why) < 0) {

@@ -18,7 +18,7 @@ struct cli_override {
 
 struct cli {
 	const char *config_path; /* -c, or NULL */
-	bool check_config, help, version;
+	bool check_config, print_ini, help, version;
 	struct cli_override *ov;
 	size_t nov;
 	size_t phase; /* first override of the argv being parsed (env args, then argv) */

@@ -19,6 +19,10 @@
 #include "supervisor/metrics_http.h"
 #include "supervisor/proctitle.h"
 
+/* gunicorn's master hooks run before and after the loop, never in it; one
+ * that hangs is killed after this long (seconds). */
+#define HOOK_LIMIT_S 30.0
+
 static struct arbiter ar; /* large (one record per slot): not on the stack */
 
 static int write_pidfile(const char *path)
@@ -103,6 +107,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1); /* the control client, no master */
+	if (argc > 1 && strcmp(argv[1], "__python") == 0)
+		return worker_python_helper(argc - 1, argv + 1); /* a master hook's process */
 	proctitle_init(argc, argv);
 	struct cli cli;
 	char err[4096];
@@ -131,6 +137,13 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < cli.nignored; i++)
 			fprintf(stderr, "drover: --%s: accepted for gunicorn compatibility, no effect: %s\n",
 				cli.ignored[i]->flag, cli.ignored[i]->note);
+		if (cli.print_ini && ar.conf.gunicorn_config[0]) {
+			/* the INI cannot carry the hooks: they stay in the .py file */
+			printf("# converted from %s by drover --print-ini; its server hooks are not\n"
+			       "# carried over (set gunicorn_config to that file to keep them)\n",
+			       ar.conf.gunicorn_config);
+			conf_set(&ar.conf, "python", "gunicorn_config", "", true, NULL);
+		}
 		conf_print(&ar.conf, stdout);
 		return 0;
 	}
@@ -139,7 +152,10 @@ int main(int argc, char **argv)
 		return MASTER_EXIT_USAGE;
 	}
 	ar.cli = &cli;
+	worker_master_hook(&ar.conf, "on_starting", HOOK_LIMIT_S);
 	int rc = setup(&ar);
+	if (rc == 0)
+		worker_master_hook(&ar.conf, "when_ready", HOOK_LIMIT_S);
 	if (rc == 0) {
 		char title[64];
 		snprintf(title, sizeof(title), "%s: master", ar.conf.proc_name);
@@ -153,6 +169,7 @@ int main(int argc, char **argv)
 		control_stop(ctl);
 		arbiter_fini(&ar);
 		log_info("master exiting (status %d)", rc);
+		worker_master_hook(&ar.conf, "on_exit", HOOK_LIMIT_S);
 	}
 	if (ar.conf.pidfile[0] && rc != MASTER_EXIT_USAGE)
 		unlink(ar.conf.pidfile);
