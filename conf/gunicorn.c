@@ -257,7 +257,7 @@ static const struct {
 	{ "limit_request_field_size", "max_header_size" }, { "pythonpath", "pythonpath" },
 	{ "wsgi_app", "app" }, { "forwarded_allow_ips", "forwarded_allow_ips" },
 	{ "proxy_protocol", "proxy_protocol" }, { "proxy_allow_ips", "proxy_allow_ips" },
-	{ "reload", "reload" }, { "reload_extra_files", "reload_extra_files" },
+	{ "reload", "reload" }, { "reload_extra_files", "reload_extra_file" },
 };
 
 /* Accepted with no effect, as their flags are. */

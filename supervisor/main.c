@@ -128,6 +128,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "drover: %s\n", err);
 		return MASTER_EXIT_USAGE;
 	}
+	if (ar.conf.reload && ar.conf.preload) {
+		/* with preload the code lives in the master: a replaced worker would
+		 * fork the same old modules again (gunicorn has the same limit) */
+		fprintf(stderr, "drover: --reload cannot be used with --preload (the master "
+				"holds the imported code)\n");
+		return MASTER_EXIT_USAGE;
+	}
 	if (!worker_model_available(ar.conf.worker_class)) {
 		fprintf(stderr, "drover: --worker-class %s: not available yet (this build has sync)\n",
 			conf_enum_name("worker_class", ar.conf.worker_class));

@@ -430,12 +430,14 @@ static int wsgi_after_fork(struct app *a, char *err, size_t errlen)
 		in_fork = false;
 		rc = register_stack_dump(err, errlen);
 		wsgi_hooks_worker_start(0);
+		wsgi_reload_start();
 		PyGILState_Release(fork_gil);
 		return rc;
 	}
 	PyGILState_STATE g = PyGILState_Ensure();
 	rc = register_stack_dump(err, errlen);
 	wsgi_hooks_worker_start(0);
+	wsgi_reload_start();
 	PyGILState_Release(g);
 	return rc;
 }
@@ -530,6 +532,8 @@ struct app *app_wsgi_load(const struct drover_conf *conf, const char *spec, char
 	if (!Py_IsInitialized() && py_start(err, errlen) < 0)
 		return NULL;
 	wsgi_hooks_set_file(conf->gunicorn_config);
+	wsgi_reload_configure(conf->reload, conf->reload_extra_file.items,
+			      conf->reload_extra_file.n);
 	PyGILState_STATE g = gil_ensure();
 	PyObject *callable = load_locked(conf, spec, err, errlen);
 	struct app *a = callable ? app_new(spec) : NULL;

@@ -72,6 +72,10 @@ int wsgi_start_interpreter(char *err, size_t errlen);
  * set_file before the app loads (in the master or the worker); the others
  * with the GIL held, no-ops without a file.  Exceptions are logged. */
 void wsgi_hooks_set_file(const char *path);
+/* wsgi_reload.c: --reload.  configure at load; start in the worker, GIL held,
+ * once the app is imported (starts the inotify watcher thread). */
+void wsgi_reload_configure(bool on, char *const *extra_files, size_t n);
+void wsgi_reload_start(void);
 /* wsgi_pyconf.c: the helper's side of app_python_config; does not return. */
 void app_python_config_child(const char *path, int fd) __attribute__((noreturn));
 void wsgi_hooks_worker_start(int age);
