@@ -85,3 +85,9 @@ def test_malformed_proxy_header_is_400_and_close(drover, prefix):
     assert srv.alive()
     assert seen(srv, prefix=b"PROXY TCP4 198.51.100.9 10.0.0.1 1 80\r\n")["remote_addr"] \
         == "198.51.100.9"
+
+
+def test_proxy_header_only_from_proxy_allow_ips(drover):
+    srv = drover("proxy_env:app", "--proxy-protocol", "--proxy-allow-ips", "10.0.0.0/8")
+    resp = srv.http(b"PROXY TCP4 198.51.100.9 10.0.0.1 1 80\r\n" + GET + b"\r\n")
+    assert status_of(resp) == 400, resp

@@ -366,6 +366,11 @@ static int parse_proxy(struct http_conn *c)
 	char addr[sizeof(c->peer_addr)];
 	int port = c->peer_port;
 	snprintf(addr, sizeof(addr), "%s", c->peer_addr);
+	/* gunicorn's proxy_allow_ips: anyone else could claim any address */
+	if (!forwarded_trusted(&c->env->conf->proxy_allow_ips, c->peer_addr)) {
+		c->hp.error_reason = "PROXY protocol from a peer not in proxy_allow_ips";
+		return 400;
+	}
 	int n = proxy_parse((const unsigned char *)c->in.data + c->in_off, c->in.len - c->in_off,
 			    addr, sizeof(addr), &port);
 	if (n < 0) {
