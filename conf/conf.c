@@ -15,6 +15,7 @@
 
 #include "conf.h"
 #include "conf_priv.h"
+#include "gunicorn.h"
 
 const struct conf_option conf_options[] = {
 #define OPT(sec, k, t, d, mn, mx, ch, h)                                                   \
@@ -692,15 +693,16 @@ static const struct conf_option *lookup(const char *section, const char *key, ch
 	return o;
 }
 
+static int set_translated(struct drover_conf *c, const struct conf_option *o, const char *value,
+			  bool replace, char *err);
+static int set_trimmed(struct drover_conf *c, const struct conf_option *o, const char *value,
+		       bool replace, char *err);
+
 int conf_set(struct drover_conf *c, const char *section, const char *key, const char *value,
 	     bool replace, char *err)
 {
 	char scratch[CONF_ERR_MAX];
 	const struct conf_option *o;
-	const char *v = value;
-	size_t len;
-	char *trimmed;
-	int rc;
 
 	if (!err)
 		err = scratch;
@@ -713,6 +715,33 @@ int conf_set(struct drover_conf *c, const char *section, const char *key, const 
 		return -1;
 	if (!value)
 		return fail(err, o, "missing value");
+	return set_translated(c, o, value, replace, err);
+}
+
+/* gunicorn's spelling of a value (worker class, access-log atoms, HOST
+ * without a port) is turned into drover's before the usual parsing, so the
+ * file, the flags and gunicorn.conf.py all take it. */
+static int set_translated(struct drover_conf *c, const struct conf_option *o, const char *value,
+			  bool replace, char *err)
+{
+	char why[CONF_ERR_MAX], *tr = NULL;
+	int rc;
+
+	if (conf_gunicorn_value(o->key, value, &tr, why, sizeof(why)) < 0)
+		return fail(err, o, "%s", why);
+	rc = set_trimmed(c, o, tr ? tr : value, replace, err);
+	free(tr);
+	return rc;
+}
+
+static int set_trimmed(struct drover_conf *c, const struct conf_option *o, const char *value,
+		       bool replace, char *err)
+{
+	const char *v = value;
+	size_t len;
+	char *trimmed;
+	int rc;
+
 	if (o->type == CONF_STR)
 		return set_typed(c, o, value, replace, err);
 	while (isspace((unsigned char)*v))

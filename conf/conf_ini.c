@@ -12,6 +12,7 @@
 
 #include "conf.h"
 #include "conf_priv.h"
+#include "gunicorn.h"
 
 #define CFIELD(c, o, T) ((const T *)(const void *)((const char *)(c) + (o)->offset))
 
@@ -355,7 +356,7 @@ static void flag_name(char *buf, size_t n, const char *prefix, const char *key)
 
 void conf_help(FILE *f)
 {
-	char left[140], dashed[64], neg[64], text[512], ch[128], indent[HELP_COL + 1];
+	char left[140], dashed[64], neg[64], text[640], ch[128], alias[120], indent[HELP_COL + 1];
 
 	memset(indent, ' ', HELP_COL);
 	indent[HELP_COL] = '\0';
@@ -368,6 +369,7 @@ void conf_help(FILE *f)
 			snprintf(left, sizeof(left), "  %s, %s", dashed, neg);
 		else
 			snprintf(left, sizeof(left), "  %s %s", dashed, metavar(o));
+		conf_gunicorn_aliases(o->key, alias, sizeof(alias));
 		if (o->type == CONF_ENUM) {
 			conf_choices_text(ch, sizeof(ch), o->choices);
 			snprintf(text, sizeof(text), "%s: %s (default: %s)", o->help, ch, o->def);
@@ -376,6 +378,8 @@ void conf_help(FILE *f)
 		} else {
 			snprintf(text, sizeof(text), "%s", o->help);
 		}
+		if (alias[0])
+			snprintf(text + strlen(text), sizeof(text) - strlen(text), " [%s]", alias);
 		if (strlen(left) + 2 > HELP_COL)
 			fprintf(f, "%s\n%*s", left, HELP_COL, "");
 		else
@@ -385,6 +389,7 @@ void conf_help(FILE *f)
 	fprintf(f, "  Boolean options: --key sets true, --no-key false.  DURATION: seconds or\n"
 		   "  500ms, 2s, 1m, 1h.  SIZE: bytes or 64k, 10M, 1G (1024-based).  VALUE\n"
 		   "  options repeat or take comma-separated values.\n");
+	conf_gunicorn_help(f);
 }
 
 static void example_type(FILE *f, const struct conf_option *o)

@@ -10,8 +10,11 @@
 #include <string.h>
 
 #include "drover_config.h"
+#include "workers/worker.h"
 
-enum { OPT_BASE = 1000, OPT_NO_BASE = 3000, OPT_SET = 5000, OPT_CHECK, OPT_HELP, OPT_VERSION };
+enum { OPT_BASE = 1000, OPT_NO_BASE = 3000, OPT_SET = 5000, OPT_CHECK, OPT_HELP, OPT_VERSION,
+       OPT_PRINT_INI,
+       OPT_GUNICORN = 6000 };
 
 void cli_usage(FILE *f, const char *prog)
 {
@@ -27,6 +30,8 @@ void cli_usage(FILE *f, const char *prog)
 		"  -k, --worker-class K     sync, thread or event\n"
 		"      --set SECTION.KEY=VALUE  set any option of the INI file\n"
 		"      --check-config       validate, print the effective configuration, exit\n"
+		"      --print-ini          the same as an INI file to move to (e.g. from -c gunicorn.conf.py)\n"
+		"GUNICORN_CMD_ARGS and DROVER_CMD_ARGS are read as flags before the command line.\n"
 		"      --help, --version\n"
 		"\n"
 		"Every option (defaults < file < flags):\n",
@@ -53,7 +58,7 @@ static char *dash_name(const char *key, const char *prefix)
 
 static struct option *build_longopts(void)
 {
-	size_t n = 0, cap = conf_noptions * 2 + 8;
+	size_t n = 0, cap = conf_noptions * 2 + conf_gunicorn_nflags + 8;
 	struct option *o = calloc(cap, sizeof(*o));
 	if (!o)
 		return NULL;
@@ -66,9 +71,19 @@ static struct option *build_longopts(void)
 			o[n++] = (struct option){dash_name(c->key, "no-"), no_argument, NULL,
 						 OPT_NO_BASE + (int)i};
 	}
+	for (size_t j = 0; j < conf_gunicorn_nflags; j++) {
+		const struct conf_gunicorn_flag *g = &conf_gunicorn_flags[j];
+		bool taken = false;
+		for (size_t k = 0; k < n; k++)
+			taken |= strcmp(o[k].name, g->flag) == 0; /* e.g. --timeout is drover's too */
+		if (!taken)
+			o[n++] = (struct option){g->flag, g->arg ? required_argument : no_argument,
+						 NULL, OPT_GUNICORN + (int)j};
+	}
 	o[n++] = (struct option){"config", required_argument, NULL, 'c'};
 	o[n++] = (struct option){"set", required_argument, NULL, OPT_SET};
 	o[n++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
+	o[n++] = (struct option){"print-ini", no_argument, NULL, OPT_PRINT_INI};
 	o[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
 	o[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
 	return o;
@@ -89,7 +104,7 @@ static int add_override(struct cli *cli, const char *key, const char *value)
 		return -1;
 	cli->ov = n;
 	bool replace = true;
-	for (size_t i = 0; i < cli->nov; i++)
+	for (size_t i = cli->phase; i < cli->nov; i++)
 		if (strcmp(cli->ov[i].key, key) == 0)
 			replace = false; /* the second -b appends to the first */
 	cli->ov[cli->nov++] = (struct cli_override){key, strdup(value), replace};
@@ -124,8 +139,33 @@ static int handle_set(struct cli *cli, const char *arg, char *err, size_t errlen
 	return add_override(cli, o->key, eq + 1);
 }
 
+/* A gunicorn flag: an alias sets drover's option; the others are accepted
+ * with a note at start, or refused saying what to do instead. */
+static int handle_gunicorn(struct cli *cli, const struct conf_gunicorn_flag *g, char *err,
+			   size_t errlen)
+{
+	if (!strcmp(g->key, "!")) {
+		snprintf(err, errlen, "--%s: not supported by drover: %s", g->flag, g->note);
+		return -1;
+	}
+	if (!g->key[0]) {
+		bool seen = false;
+		for (size_t i = 0; i < cli->nignored; i++)
+			seen |= cli->ignored[i] == g;
+		if (!seen && cli->nignored < sizeof(cli->ignored) / sizeof(cli->ignored[0]))
+			cli->ignored[cli->nignored++] = g;
+		return 0;
+	}
+	return add_override(cli, g->key, g->arg ? optarg : "true");
+}
+
 static int handle_opt(struct cli *cli, int c, char *err, size_t errlen)
 {
+	if (c >= OPT_GUNICORN && c < OPT_GUNICORN + (int)conf_gunicorn_nflags)
+		return handle_gunicorn(cli, &conf_gunicorn_flags[c - OPT_GUNICORN], err, errlen);
+	for (size_t j = 0; c > 0 && c < 128 && j < conf_gunicorn_nflags; j++)
+		if (conf_gunicorn_flags[j].short_ == c)
+			return handle_gunicorn(cli, &conf_gunicorn_flags[j], err, errlen);
 	if (c == 'c') {
 		cli->config_path = optarg;
 		return 0;
@@ -134,6 +174,10 @@ static int handle_opt(struct cli *cli, int c, char *err, size_t errlen)
 		return add_override(cli, short_key(c), optarg);
 	if (c == OPT_SET)
 		return handle_set(cli, optarg, err, errlen);
+	if (c == OPT_PRINT_INI) {
+		cli->check_config = cli->print_ini = true;
+		return 0;
+	}
 	if (c == OPT_CHECK || c == OPT_HELP || c == OPT_VERSION) {
 		*(c == OPT_CHECK ? &cli->check_config : c == OPT_HELP ? &cli->help : &cli->version) = true;
 		return 0;
@@ -148,6 +192,121 @@ static int handle_opt(struct cli *cli, int c, char *err, size_t errlen)
 	return -1;
 }
 
+/* getopt's short options: drover's, then gunicorn's letters (-t -e -n ...). */
+static void short_opts(char *buf, size_t n)
+{
+	size_t k = (size_t)snprintf(buf, n, ":c:b:w:k:hV");
+	for (size_t j = 0; j < conf_gunicorn_nflags && k + 3 < n; j++) {
+		if (!conf_gunicorn_flags[j].short_)
+			continue;
+		buf[k++] = (char)conf_gunicorn_flags[j].short_;
+		if (conf_gunicorn_flags[j].arg)
+			buf[k++] = ':';
+	}
+	buf[k] = '\0';
+}
+
+/* One argv through getopt.  'what' prefixes errors (the variable's name).
+ * argv[0] is a placeholder; positional words are the APP. */
+static int parse_argv(struct cli *cli, int argc, char **argv, const struct option *lo,
+		      const char *what, char *err, size_t errlen)
+{
+	char so[64], why[1024] = "";
+	int rc = 0, c;
+	short_opts(so, sizeof(so));
+	cli->phase = cli->nov;
+	optind = 0; /* 0, not 1: glibc re-initialises for the second argv */
+	opterr = 0; /* our own message, with the offending word */
+	while (rc == 0 && (c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
+		if (c == 'h')
+			c = OPT_HELP;
+		else if (c == 'V')
+			c = OPT_VERSION;
+		if (c == '?' || c == ':') {
+			snprintf(why, sizeof(why), "%s: %s (see --help)", argv[optind - 1],
+				 c == '?' ? "unknown option" : "needs a value");
+			rc = -1;
+		} else {
+			rc = handle_opt(cli, c, why, sizeof(why));
+		}
+	}
+	if (rc == 0 && optind < argc) {
+		if (argc - optind > 1) {
+			snprintf(why, sizeof(why), "%s: only one APP can be given", argv[optind + 1]);
+			rc = -1;
+		} else {
+			rc = add_override(cli, "app", argv[optind]);
+		}
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "%s%s%s", what ? what : "", what ? ": " : "", why);
+	return rc;
+}
+
+/* Split a variable's value into words the way a shell would for plain
+ * quoting ('..', "..", backslash), as gunicorn does with shlex.split. */
+static char **split_words(const char *s, int *argc)
+{
+	size_t cap = strlen(s) + 2;
+	char **v = calloc(cap + 1, sizeof(*v)), *buf = malloc(strlen(s) + 1);
+	int n = 1;
+	if (!v || !buf) {
+		free(v);
+		free(buf);
+		return NULL;
+	}
+	v[0] = "drover";
+	char *w = buf;
+	while (*s) {
+		while (*s == ' ' || *s == '\t' || *s == '\n')
+			s++;
+		if (!*s)
+			break;
+		v[n++] = w;
+		char q = 0;
+		for (; *s && (q || (*s != ' ' && *s != '\t' && *s != '\n')); s++) {
+			if (!q && (*s == '\'' || *s == '"'))
+				q = *s;
+			else if (q && *s == q)
+				q = 0;
+			else if (*s == '\\' && q != '\'' && s[1])
+				*w++ = *++s;
+			else
+				*w++ = *s;
+		}
+		*w++ = '\0';
+	}
+	if (n == 1)
+		free(buf); /* v[1] would be buf: nothing to keep */
+	*argc = n;
+	return v;
+}
+
+static void free_words(char **v, int argc)
+{
+	if (v && argc > 1)
+		free(v[1]);
+	free(v);
+}
+
+static int parse_env(struct cli *cli, const char *name, const struct option *lo, char *err,
+		     size_t errlen)
+{
+	const char *val = getenv(name);
+	int argc = 0;
+	if (!val || !*val)
+		return 0;
+	char **v = split_words(val, &argc);
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int slot = cli->words[0] ? 1 : 0;
+	cli->words[slot] = v;
+	cli->nwords[slot] = argc;
+	return parse_argv(cli, argc, v, lo, name, err, errlen);
+}
+
 int cli_parse(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
 {
 	memset(cli, 0, sizeof(*cli));
@@ -156,30 +315,11 @@ int cli_parse(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	int rc = 0, c;
-	optind = 1;
-	opterr = 0; /* our own message, with the offending word */
-	while (rc == 0 && (c = getopt_long(argc, argv, ":c:b:w:k:hV", lo, NULL)) != -1) {
-		if (c == 'h')
-			c = OPT_HELP;
-		else if (c == 'V')
-			c = OPT_VERSION;
-		if (c == '?' || c == ':') {
-			snprintf(err, errlen, "%s: %s (see --help)", argv[optind - 1],
-				 c == '?' ? "unknown option" : "needs a value");
-			rc = -1;
-		} else {
-			rc = handle_opt(cli, c, err, errlen);
-		}
-	}
-	if (rc == 0 && optind < argc) {
-		if (argc - optind > 1) {
-			snprintf(err, errlen, "%s: only one APP can be given", argv[optind + 1]);
-			rc = -1;
-		} else {
-			rc = add_override(cli, "app", argv[optind]);
-		}
-	}
+	int rc = parse_env(cli, "GUNICORN_CMD_ARGS", lo, err, errlen);
+	if (rc == 0)
+		rc = parse_env(cli, "DROVER_CMD_ARGS", lo, err, errlen);
+	if (rc == 0)
+		rc = parse_argv(cli, argc, argv, lo, NULL, err, errlen);
 	free_longopts(lo);
 	return rc;
 }
@@ -189,6 +329,10 @@ void cli_free(struct cli *cli)
 	for (size_t i = 0; i < cli->nov; i++)
 		free(cli->ov[i].value);
 	free(cli->ov);
+	for (int i = 0; i < 2; i++) {
+		free_words(cli->words[i], cli->nwords[i]);
+		cli->words[i] = NULL;
+	}
 	cli->ov = NULL;
 	cli->nov = 0;
 }
@@ -211,16 +355,49 @@ static int apply_overrides(const struct cli *cli, struct drover_conf *c, char *e
 	return 0;
 }
 
+static bool is_python_file(const char *path)
+{
+	size_t n = strlen(path);
+	return n > 3 && strcmp(path + n - 3, ".py") == 0;
+}
+
+/* -c FILE: an INI file, or (ending in .py) a gunicorn.conf.py executed in a
+ * child's embedded interpreter and mapped onto the option table.  Names
+ * drover does not support are said in one warning on stderr. */
+static int load_config(struct drover_conf *c, const char *path, char *err, size_t errlen)
+{
+	char why[CONF_ERR_MAX];
+	if (!is_python_file(path)) {
+		if (conf_load_file(c, path, why) == 0)
+			return 0;
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
+	size_t cap = 64 * 1024;
+	char *text = malloc(cap), warn[CONF_ERR_MAX * 2];
+	if (!text) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int rc = worker_python_config(path, text, cap, err, errlen);
+	if (rc == 0)
+		rc = conf_apply_gunicorn_py(c, path, text, err, errlen, warn, sizeof(warn));
+	if (rc == 0 && warn[0])
+		fprintf(stderr, "drover: warning: %s\n", warn);
+	if (rc == 0)
+		rc = conf_set(c, "python", "gunicorn_config", path, true, why);
+	free(text);
+	return rc;
+}
+
 int cli_build_conf(const struct cli *cli, struct drover_conf *out, char *err, size_t errlen)
 {
 	struct drover_conf c;
 	memset(&c, 0, sizeof(c));
 	conf_defaults(&c);
 	char why[CONF_ERR_MAX];
-	if (cli->config_path && conf_load_file(&c, cli->config_path, why) < 0) {
-		snprintf(err, errlen, "%s", why);
+	if (cli->config_path && load_config(&c, cli->config_path, err, errlen) < 0)
 		goto fail;
-	}
 	if (apply_overrides(cli, &c, err, errlen) < 0)
 		goto fail;
 	if (conf_validate(&c, why) < 0) {

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "conf/conf.h"
+#include "conf/gunicorn.h"
 
 struct cli_override {
 	const char *key; /* option key */
@@ -17,12 +18,20 @@ struct cli_override {
 
 struct cli {
 	const char *config_path; /* -c, or NULL */
-	bool check_config, help, version;
+	bool check_config, print_ini, help, version;
 	struct cli_override *ov;
 	size_t nov;
+	size_t phase; /* first override of the argv being parsed (env args, then argv) */
+	/* gunicorn flags accepted without effect, to be said once at start */
+	const struct conf_gunicorn_flag *ignored[8];
+	size_t nignored;
+	char **words[2]; /* the variables' words: -c FILE may point into them */
+	int nwords[2];
 };
 
-/* Parse argv.  0, or -1 with a message in err (exit status 2). */
+/* Parse GUNICORN_CMD_ARGS, then DROVER_CMD_ARGS, then argv (gunicorn's
+ * order: the command line wins over the variables).  0, or -1 with a message
+ * in err (exit status 2). */
 int cli_parse(int argc, char **argv, struct cli *cli, char *err, size_t errlen);
 void cli_free(struct cli *cli);
 void cli_usage(FILE *f, const char *prog);

@@ -20,6 +20,10 @@
 #include "supervisor/metrics_http.h"
 #include "supervisor/proctitle.h"
 
+/* gunicorn's master hooks run before and after the loop, never in it; one
+ * that hangs is killed after this long (seconds). */
+#define HOOK_LIMIT_S 30.0
+
 static struct arbiter ar; /* large (one record per slot): not on the stack */
 
 static int write_pidfile(const char *path)
@@ -43,6 +47,20 @@ static int setup(struct arbiter *a)
 		return MASTER_EXIT_ERROR;
 	}
 	log_level = (int)c->log_level;
+	for (size_t i = 0; i < c->env.n; i++) {
+		char *kv = c->env.items[i], *eq = strchr(kv, '=');
+		if (!eq || eq == kv) {
+			log_error("env %s: expected KEY=VALUE", kv);
+			return MASTER_EXIT_ERROR;
+		}
+		*eq = '\0'; /* gunicorn's -e: the app and its workers inherit it */
+		int r = setenv(kv, eq + 1, 1);
+		*eq = '=';
+		if (r < 0) {
+			log_error("env %s: %s", kv, strerror(errno));
+			return MASTER_EXIT_ERROR;
+		}
+	}
 	if (c->chdir[0] && chdir(c->chdir) < 0) {
 		log_error("chdir %s: %s", c->chdir, strerror(errno));
 		return MASTER_EXIT_ERROR;
@@ -73,8 +91,11 @@ static int setup(struct arbiter *a)
 	return write_pidfile(c->pidfile) < 0 ? MASTER_EXIT_ERROR : 0;
 }
 
-static void announce(const struct arbiter *a)
+static void announce(const struct arbiter *a, const struct cli *cli)
 {
+	for (size_t i = 0; i < cli->nignored; i++)
+		log_info("--%s: accepted for gunicorn compatibility, no effect: %s",
+			 cli->ignored[i]->flag, cli->ignored[i]->note);
 	log_info("drover %s starting: master pid %d, app %s", DROVER_VERSION, (int)getpid(),
 		 a->conf.app);
 	for (size_t i = 0; i < a->ls.n; i++)
@@ -89,6 +110,8 @@ int main(int argc, char **argv)
 		return ctl_main(argc - 1, argv + 1); /* the control client, no master */
 	if (argc > 1 && strcmp(argv[1], "doctor") == 0)
 		return doctor_main(argc - 1, argv + 1); /* ctl doctor, or --attach PID */
+	if (argc > 1 && strcmp(argv[1], "__python") == 0)
+		return worker_python_helper(argc - 1, argv + 1); /* a master hook's process */
 	proctitle_init(argc, argv);
 	struct cli cli;
 	char err[4096];
@@ -108,12 +131,29 @@ int main(int argc, char **argv)
 		fprintf(stderr, "drover: %s\n", err);
 		return MASTER_EXIT_USAGE;
 	}
+	if (ar.conf.reload && ar.conf.preload) {
+		/* with preload the code lives in the master: a replaced worker would
+		 * fork the same old modules again (gunicorn has the same limit) */
+		fprintf(stderr, "drover: --reload cannot be used with --preload (the master "
+				"holds the imported code)\n");
+		return MASTER_EXIT_USAGE;
+	}
 	if (!worker_model_available(ar.conf.worker_class)) {
 		fprintf(stderr, "drover: --worker-class %s: not available yet (this build has sync)\n",
 			conf_enum_name("worker_class", ar.conf.worker_class));
 		return MASTER_EXIT_USAGE;
 	}
 	if (cli.check_config) {
+		for (size_t i = 0; i < cli.nignored; i++)
+			fprintf(stderr, "drover: --%s: accepted for gunicorn compatibility, no effect: %s\n",
+				cli.ignored[i]->flag, cli.ignored[i]->note);
+		if (cli.print_ini && ar.conf.gunicorn_config[0]) {
+			/* the INI cannot carry the hooks: they stay in the .py file */
+			printf("# converted from %s by drover --print-ini; its server hooks are not\n"
+			       "# carried over (set gunicorn_config to that file to keep them)\n",
+			       ar.conf.gunicorn_config);
+			conf_set(&ar.conf, "python", "gunicorn_config", "", true, NULL);
+		}
 		conf_print(&ar.conf, stdout);
 		return 0;
 	}
@@ -122,12 +162,15 @@ int main(int argc, char **argv)
 		return MASTER_EXIT_USAGE;
 	}
 	ar.cli = &cli;
+	worker_master_hook(&ar.conf, "on_starting", HOOK_LIMIT_S);
 	int rc = setup(&ar);
+	if (rc == 0)
+		worker_master_hook(&ar.conf, "when_ready", HOOK_LIMIT_S);
 	if (rc == 0) {
 		char title[64];
 		snprintf(title, sizeof(title), "%s: master", ar.conf.proc_name);
 		proctitle_set(title);
-		announce(&ar);
+		announce(&ar, &cli);
 		/* From here on the master never exits on an error: it logs and goes on. */
 		struct control *ctl = control_start(&ar);
 		struct metrics_http *mh = metrics_http_start(&ar);
@@ -136,6 +179,7 @@ int main(int argc, char **argv)
 		control_stop(ctl);
 		arbiter_fini(&ar);
 		log_info("master exiting (status %d)", rc);
+		worker_master_hook(&ar.conf, "on_exit", HOOK_LIMIT_S);
 	}
 	if (ar.conf.pidfile[0] && rc != MASTER_EXIT_USAGE)
 		unlink(ar.conf.pidfile);

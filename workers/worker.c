@@ -299,6 +299,23 @@ int worker_model_available(int worker_class)
 	       (worker_class == WORKER_EVENT && event_model_ready);
 }
 
+int worker_master_hook(const struct drover_conf *conf, const char *name, double limit_s)
+{
+	if (!conf->gunicorn_config[0] || !app_is_python(conf->app))
+		return 0;
+	return app_python_master_hook(conf->gunicorn_config, name, limit_s);
+}
+
+int worker_python_helper(int argc, char **argv)
+{
+	return app_python_helper(argc, argv);
+}
+
+int worker_python_config(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+	return app_python_config(path, out, outlen, err, errlen);
+}
+
 struct app *worker_preload_app(const struct drover_conf *conf, char *err, size_t errlen)
 {
 	return app_load(conf, err, errlen);

@@ -78,4 +78,17 @@ struct app *worker_preload_app(const struct drover_conf *conf, char *err, size_t
 void worker_app_before_fork(struct app *preloaded);
 void worker_app_after_fork_parent(struct app *preloaded);
 
+/* Run a gunicorn.conf.py in a child's embedded interpreter (see
+ * app_python_config): its settings as "name<TAB>value" lines in out.  Blocks
+ * until the child is done (at most 30 s).  0, or -1 with "FILE: why". */
+int worker_python_config(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
+/* A master server hook (on_starting, when_ready, on_exit) of the
+ * gunicorn.conf.py conf->gunicorn_config, run in a helper process, waiting
+ * at most limit_s.  No-op without that file or for a C app.  0, or -1 if
+ * the hook raised or did not finish (already logged by the helper). */
+int worker_master_hook(const struct drover_conf *conf, const char *name, double limit_s);
+/* main() of `drover __python ...`, the helper above. */
+int worker_python_helper(int argc, char **argv);
+
 #endif

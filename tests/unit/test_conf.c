@@ -286,8 +286,12 @@ static const struct { const char *section, *key, *value, *err; } set_cases[] = {
 	{ NULL, "max_body", "1T", NULL },
 	{ NULL, "max_body", "1025G",
 	  "[http] max_body: must be between 0 and 1099511627776 bytes, got 1100585369600" },
-	{ NULL, "worker_class", "gevent",
-	  "[server] worker_class: must be one of sync, thread or event, got 'gevent'" },
+	{ NULL, "worker_class", "gthread", NULL },
+	{ NULL, "worker_class", "eventlet",
+	  "[server] worker_class: 'eventlet' is not supported: drover has no monkey-patching or "
+	  "ASGI worker. Use -k event (the WSGI app runs on an event loop without "
+	  "monkey-patching, so a blocking call stalls the loop, and drover names the stalled "
+	  "call) or -k thread for blocking code (gunicorn's gthread)" },
 	{ NULL, "worker_class", "sync|thread",
 	  "[server] worker_class: must be one of sync, thread or event, got 'sync|thread'" },
 	{ NULL, "preload", "maybe",
@@ -403,13 +407,12 @@ static void test_addresses(void)
 	static const struct { const char *a, *why; } bad[] = {
 		{ "8000", "expected HOST:PORT, [IPv6]:PORT or unix:PATH" },
 		{ ":8000", "expected HOST:PORT, [IPv6]:PORT or unix:PATH" },
-		{ "127.0.0.1", "expected HOST:PORT, [IPv6]:PORT or unix:PATH" },
+		/* "127.0.0.1" alone is gunicorn's 127.0.0.1:8000: see below */
 		{ "127.0.0.1:0", "port must be between 1 and 65535, got '0'" },
 		{ "127.0.0.1:65536", "port must be between 1 and 65535, got '65536'" },
 		{ "127.0.0.1:080x", "port must be between 1 and 65535, got '080x'" },
 		{ "h:", "port must be between 1 and 65535, got ''" },
 		{ "::1:8000", "IPv6 addresses go in brackets, e.g. [::1]:8000" },
-		{ "[::1]", "expected [IPv6]:PORT" },
 		{ "[::1]8000", "expected [IPv6]:PORT" },
 		{ "[nothing]:80", "not an IPv6 address: 'nothing'" },
 		{ "[::1:80", "missing ']' after the IPv6 address" },
@@ -420,6 +423,10 @@ static void test_addresses(void)
 	char err[CONF_ERR_MAX], want[CONF_ERR_MAX], longpath[200];
 
 	conf_defaults(&c);
+	/* gunicorn: a host alone listens on port 8000 */
+	CHECK(conf_set(&c, NULL, "bind", "127.0.0.1, [::1], unix:/x", true, err) == 0);
+	CHECK(c.bind.n == 3 && !strcmp(c.bind.items[0], "127.0.0.1:8000") &&
+	      !strcmp(c.bind.items[1], "[::1]:8000") && !strcmp(c.bind.items[2], "unix:/x"));
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		if (conf_set(&c, NULL, "bind", good[i], true, err))
 			printf("#   %s\n", err);

@@ -51,4 +51,17 @@ struct app *app_wsgi_load(const struct drover_conf *conf, const char *spec, char
 int app_worker_start(struct app *a, char *err, size_t errlen);
 /* In the worker, at its end: handler->shutdown, then unload; frees a. */
 void app_worker_stop(struct app *a);
+/* Execute a gunicorn.conf.py in a throwaway child's embedded interpreter;
+ * out gets one "name<TAB>value" line per module-level setting ("!hook<TAB>name"
+ * for a callable, "!bad<TAB>name<TAB>type" for a value with no text form).
+ * 0, or -1 with "FILE: why" in err (the exception's last line). */
+int app_python_config(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
+/* The master's server hooks (on_starting, when_ready, on_exit) of a
+ * gunicorn.conf.py, run in an exec'd helper process; waits at most limit_s.
+ * 0, or -1 if the hook raised, the helper failed or was killed. */
+int app_python_master_hook(const char *path, const char *name, double limit_s);
+/* main() of `drover __python ...` (that helper).  Does not return on success. */
+int app_python_helper(int argc, char **argv);
+
 #endif

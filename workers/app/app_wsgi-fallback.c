@@ -12,3 +12,28 @@ struct app *app_wsgi_load(const struct drover_conf *conf, const char *spec, char
 		 spec);
 	return NULL;
 }
+
+int app_python_config(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+	(void)out;
+	(void)outlen;
+	snprintf(err, errlen, "%s: drover was built without Python support (-Dpython=disabled)",
+		 path);
+	return -1;
+}
+
+int app_python_master_hook(const char *path, const char *name, double limit_s)
+{
+	(void)path;
+	(void)name;
+	(void)limit_s;
+	return -1;
+}
+
+int app_python_helper(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	fprintf(stderr, "drover: built without Python support\n");
+	return 2;
+}

@@ -245,6 +245,11 @@ static int py_start(char *err, size_t errlen)
 	return 0;
 }
 
+int wsgi_start_interpreter(char *err, size_t errlen)
+{
+	return py_start(err, errlen);
+}
+
 /* sys.path as gunicorn has it: [pythonpath..., cwd, stdlib, venv, system
  * site-packages]; sys.executable a real python (multiprocessing, subprocess). */
 static const char setup_py[] =
@@ -490,11 +495,15 @@ static int wsgi_after_fork(struct app *a, char *err, size_t errlen)
 		py_pid = getpid();
 		in_fork = false;
 		rc = register_stack_dump(err, errlen);
+		wsgi_hooks_worker_start(0);
+		wsgi_reload_start();
 		PyGILState_Release(fork_gil);
 		return rc;
 	}
 	PyGILState_STATE g = PyGILState_Ensure();
 	rc = register_stack_dump(err, errlen);
+	wsgi_hooks_worker_start(0);
+	wsgi_reload_start();
 	PyGILState_Release(g);
 	return rc;
 }
@@ -549,6 +558,7 @@ static void wsgi_unload(struct app *a)
 	if (py_finalized || py_pid != getpid() || !pthread_equal(worker_thread, pthread_self()))
 		return;
 	PyGILState_Ensure();
+	wsgi_hooks_worker_exit(); /* gunicorn's worker_exit, before atexit handlers */
 	py_finalized = true;
 	if (Py_FinalizeEx() < 0)
 		wsgi_log("Python finalisation failed (flushing stdout/stderr)");
@@ -587,6 +597,9 @@ struct app *app_wsgi_load(const struct drover_conf *conf, const char *spec, char
 	}
 	if (!Py_IsInitialized() && py_start(err, errlen) < 0)
 		return NULL;
+	wsgi_hooks_set_file(conf->gunicorn_config);
+	wsgi_reload_configure(conf->reload, conf->reload_extra_file.items,
+			      conf->reload_extra_file.n);
 	PyGILState_STATE g = gil_ensure();
 	PyObject *callable = load_locked(conf, spec, err, errlen);
 	struct app *a = callable ? app_new(spec) : NULL;

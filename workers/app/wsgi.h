@@ -64,4 +64,23 @@ void wsgi_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* write(2) all of buf to fd, retrying on EINTR and short writes. */
 void wsgi_write_fd(int fd, const char *buf, size_t len);
 
+/* Start the embedded interpreter in this process (GIL released on return).
+ * 0, or -1 with err.  For a throwaway child (gunicorn.conf.py reading). */
+int wsgi_start_interpreter(char *err, size_t errlen);
+
+/* wsgi_hooks.c: gunicorn's server hooks of a gunicorn.conf.py (issue 14).
+ * set_file before the app loads (in the master or the worker); the others
+ * with the GIL held, no-ops without a file.  Exceptions are logged. */
+void wsgi_hooks_set_file(const char *path);
+/* wsgi_reload.c: --reload.  configure at load; start in the worker, GIL held,
+ * once the app is imported (starts the inotify watcher thread). */
+void wsgi_reload_configure(bool on, char *const *extra_files, size_t n);
+void wsgi_reload_start(void);
+/* wsgi_pyconf.c: the helper's side of app_python_config; does not return. */
+void app_python_config_child(const char *path, int fd) __attribute__((noreturn));
+void wsgi_hooks_worker_start(int age);
+void wsgi_hooks_pre_request(PyObject *environ);
+void wsgi_hooks_post_request(PyObject *environ, PyObject *status);
+void wsgi_hooks_worker_exit(void);
+
 #endif

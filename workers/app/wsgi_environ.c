@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "drover_config.h"
+#include "workers/wlog.h"
 
 enum env_key {
 	K_REQUEST_METHOD, K_SCRIPT_NAME, K_PATH_INFO, K_QUERY_STRING, K_CONTENT_TYPE,
@@ -32,7 +33,7 @@ static const char *const common_methods[] = { "GET", "POST", "HEAD", "PUT", "DEL
 static struct {
 	PyObject *keys[K_MAX];
 	PyObject *methods[NMETHODS];
-	PyObject *empty, *http11, *http10, *scheme_http, *scheme_https, *version,
+	PyObject *empty, *http11, *http10, *scheme_http, *scheme_https, *https_on, *version,
 		*software;
 	/* The listener of the last request: workers usually have one or two. */
 	char server_addr[64];
@@ -65,10 +66,11 @@ int wsgi_environ_setup(void)
 	env.http10 = PyUnicode_InternFromString("HTTP/1.0");
 	env.scheme_http = PyUnicode_InternFromString("http");
 	env.scheme_https = PyUnicode_InternFromString("https");
+	env.https_on = PyUnicode_InternFromString("on");
 	env.version = Py_BuildValue("(ii)", 1, 0);
 	env.software = PyUnicode_FromString("drover/" DROVER_VERSION);
 	if (!env.empty || !env.http11 || !env.http10 || !env.scheme_http ||
-	    !env.scheme_https || !env.version || !env.software)
+	    !env.scheme_https || !env.https_on || !env.version || !env.software)
 		return -1;
 	return 0;
 }
@@ -231,6 +233,10 @@ static PyObject *hkey_get(const struct drover_str *name)
 static int add_header(PyObject *environ, const struct drover_header *h)
 {
 	PyObject *key = hkey_get(&h->name);
+	if (!key && !PyErr_Occurred())
+		wlog_debug("header '%.*s' dropped: a name with '_' (or not 7-bit) would collide "
+			   "with '-' in its HTTP_* key", (int)(h->name.len > 64 ? 64 : h->name.len),
+			   h->name.ptr);
 	if (!key)
 		return PyErr_Occurred() ? -1 : 0;
 	PyObject *val = latin1(h->value.ptr, h->value.len);
@@ -300,6 +306,10 @@ static int add_wsgi_keys(PyObject *e, const struct drover_request *req, PyObject
 	    put(e, K_WSGI_RUN_ONCE, Py_NewRef(Py_False)) ||
 	    put(e, K_WSGI_FILE_WRAPPER, Py_NewRef((PyObject *)&wsgi_file_wrapper_type)) ||
 	    put(e, K_WSGI_INPUT_TERMINATED, Py_NewRef(Py_True)))
+		return -1;
+	/* CGI's HTTPS=on, as gunicorn sets it for a secure scheme (from a
+	 * trusted proxy's X-Forwarded-Proto, see forwarded.c) */
+	if (https && PyDict_SetItemString(e, "HTTPS", env.https_on) < 0)
 		return -1;
 	return 0;
 }

@@ -446,6 +446,7 @@ int wsgi_serve(struct drover_request *req, struct drover_response *resp)
 	int rc = SENT_ERR;
 	if (sr && (input = wsgi_input_new(req)) && (environ = wsgi_environ_build(req, input))) {
 		PyObject *args[2] = { environ, (PyObject *)sr };
+		wsgi_hooks_pre_request(environ);
 		result = PyObject_Vectorcall(wsgi_g.callable, args, 2, NULL);
 		if (result)
 			rc = send_result(sr, result);
@@ -454,6 +455,8 @@ int wsgi_serve(struct drover_request *req, struct drover_response *resp)
 		rc = serve_failed(sr, req, resp, rc);
 	if (result)
 		close_result(req, result);
+	if (environ)
+		wsgi_hooks_post_request(environ, sr ? sr->status : NULL);
 	/* The app may keep these objects; they must not reach a dead request. */
 	if (sr) {
 		sr->req = NULL;

@@ -1,7 +1,7 @@
 /* Access log formatting.  Codes (Apache's meanings): %h peer address, %l and
  * %u "-", %t time [10/Oct/2000:13:55:36 +0000], %r request line, %s status,
  * %b body bytes ("-" for none), %B body bytes (0 for none), %D duration in microseconds, %T in
- * seconds, %m method, %U path, %q query, %H protocol, %p pid, %{Name}i a
+ * seconds (with a fraction), %M in milliseconds, %L seconds as gunicorn's L, %m method, %U path, %q query, %H protocol, %p pid, %{Name}i a
  * request header, %% a percent sign. */
 #include "access_log.h"
 
@@ -63,7 +63,7 @@ static int compile(struct access_log *a, const char *f, char *err, size_t errlen
 				return -1;
 			}
 			f = end + 2;
-		} else if (*f && strchr("hlutrsbBDTmUqHp%", *f)) {
+		} else if (*f && strchr("hlutrsbBDTMLmUqHp%", *f)) {
 			if (add_piece(a, *f, "", 0) < 0)
 				goto too_long;
 			f++;
@@ -179,6 +179,8 @@ static void put_code(struct out *o, const struct piece *p, const struct drover_r
 	case 'B': put_num(o, bytes); break;
 	case 'D': put_num(o, ns / 1000); break;
 	case 'T': put(o, b, (size_t)snprintf(b, sizeof(b), "%.6f", (double)ns / 1e9)); break;
+	case 'M': put_num(o, ns / 1000000); break;
+	case 'L': put(o, b, (size_t)snprintf(b, sizeof(b), "%.6f", (double)ns / 1e9)); break;
 	case 'm': putstr(o, r->method); break;
 	case 'U': putstr(o, r->path); break;
 	case 'q': if (r->query.len) put(o, r->query.ptr, r->query.len); break;

@@ -2,6 +2,8 @@
  * drover_request / drover_response pair, frame what it writes, finish the
  * response and decide whether the connection carries another request.  All
  * socket I/O goes through c->io (conn_io.c has the blocking flavour). */
+#include "workers/http/forwarded.h"
+#include "workers/http/proxy_proto.h"
 #include "http_conn.h"
 
 #include <arpa/inet.h>
@@ -357,9 +359,44 @@ static const struct drover_header *req_header(const struct drover_request *req, 
 	return http_find_header(req->headers, req->nheaders, n);
 }
 
+/* The PROXY header in front of the first request (proxy_protocol = true):
+ * 0 read (the peer is now the client it names), -EAGAIN more bytes needed,
+ * 400 malformed or missing. */
+static int parse_proxy(struct http_conn *c)
+{
+	char addr[sizeof(c->peer_addr)];
+	int port = c->peer_port;
+	snprintf(addr, sizeof(addr), "%s", c->peer_addr);
+	/* gunicorn's proxy_allow_ips: anyone else could claim any address */
+	if (!forwarded_trusted(&c->env->conf->proxy_allow_ips, c->peer_addr)) {
+		c->hp.error_reason = "PROXY protocol from a peer not in proxy_allow_ips";
+		return 400;
+	}
+	int n = proxy_parse((const unsigned char *)c->in.data + c->in_off, c->in.len - c->in_off,
+			    addr, sizeof(addr), &port);
+	if (n < 0) {
+		c->hp.error_reason = "malformed or missing PROXY protocol header";
+		return 400;
+	}
+	if (n == 0)
+		return -EAGAIN;
+	c->in_off += (size_t)n;
+	c->proxy_seen = true;
+	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", addr);
+	c->peer_port = port;
+	return 0;
+}
+
 int http_conn_parse_head(struct http_conn *c)
 {
-	if (c->in_off < c->in.len) {
+	if (!c->proxy_seen && c->env->conf->proxy_protocol && c->in_off < c->in.len) {
+		int st = parse_proxy(c);
+		if (st > 0)
+			return st;
+		if (st < 0)
+			return -EAGAIN;
+	}
+	if (c->in_off < c->in.len && (c->proxy_seen || !c->env->conf->proxy_protocol)) {
 		c->in_off += http_parse_head(&c->hp, c->in.data + c->in_off, c->in.len - c->in_off);
 		if (c->hp.state == HTTP_PARSE_ERROR)
 			return c->hp.error_status ? c->hp.error_status : 400;
@@ -427,7 +464,8 @@ static void setup_exchange(struct http_conn *c, bool parsed)
 	q->peer_port = c->peer_port;
 	q->server_addr = c->server_addr;
 	q->server_port = c->server_port;
-	q->url_scheme = "http";
+	q->url_scheme = forwarded_scheme(&c->env->conf->forwarded_allow_ips, c->peer_addr,
+					 q->headers, q->nheaders);
 	q->app_data = c->env->app->app_data;
 	q->server = c;
 	c->dresp.ops = &resp_ops;

@@ -79,6 +79,7 @@ struct http_conn {
 	_Atomic uint64_t *heartbeat; /* the slot's or this thread's */
 	char peer_addr[64], server_addr[64];
 	int peer_port, server_port;
+	bool proxy_seen; /* the PROXY header was read (or none is expected) */
 	bool client_gone; /* a send failed: stop writing */
 	bool io_timed_out;
 	bool continue_sent;
