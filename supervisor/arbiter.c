@@ -18,6 +18,7 @@
 #include "supervisor/autoscale_run.h"
 #include "supervisor/log.h"
 #include "supervisor/notify.h"
+#include "supervisor/recycle.h"
 #include "supervisor/recycler.h"
 #include "supervisor/sampler.h"
 #include "supervisor/stall.h"
@@ -268,6 +269,32 @@ static void on_child(struct ev_loop *loop, ev_child *cw, int revents)
 
 /* ---- the tick: measure -> decide -> act ---- */
 
+/* The recycling decision's fragmentation verdicts, as the doctor's evidence
+ * (the finding's slot): "" when no worker has that verdict. */
+static void fragmentation_text(const struct sampler *s, char *buf, size_t cap)
+{
+	size_t len = 0;
+	unsigned n = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		const struct worker_view *v = &s->w[i];
+		if (!sample_live(v) || v->mem.verdict != RV_FRAGMENTATION)
+			continue;
+		if (++n > 3)
+			continue; /* counted, not listed */
+		int k = snprintf(buf + len, cap - len,
+				 "%sworker %u (pid %d): RSS %+.0f MB with %+.0f MB in use, free heap %+.0f MB",
+				 len ? "; " : "", v->no, (int)v->p.pid, (double)v->mem.rss_growth / 1048576.0,
+				 (double)v->mem.in_use_growth / 1048576.0,
+				 (double)v->mem.free_growth / 1048576.0);
+		if (k < 0 || (size_t)k >= cap - len)
+			break;
+		len += (size_t)k;
+	}
+	if (n > 3 && len + 32 < cap)
+		snprintf(buf + len, cap - len, "; %u workers in all", n);
+}
+
 /* `drover doctor`: one step of its decisions per sampler pass; the log
  * says when a finding appears or clears. */
 static void diagnose(struct arbiter *ar, uint64_t now)
@@ -276,7 +303,16 @@ static void diagnose(struct arbiter *ar, uint64_t now)
 		return;
 	struct doctor_input in;
 	struct doctor_changes ch;
+	static char frag[480];
 	doctor_input_from_sampler(ar->sampler, &ar->conf, &in);
+	fragmentation_text(ar->sampler, frag, sizeof(frag));
+	in.fragmentation = frag[0] ? frag : NULL;
+	static char note[400];
+	if (ar->conf.autoscale && ar->autoscale.last_text[0]) {
+		snprintf(note, sizeof(note), "autoscaling is on, its last decision: %.320s",
+			 ar->autoscale.last_text);
+		in.autoscale_note = note;
+	}
 	doctor_step(ar->doctor, &in, now, &ch);
 	doctor_log_changes(ar->doctor, &ch);
 }

@@ -157,7 +157,9 @@ static bool check_fragmentation(const struct doctor_input *in, struct doctor_fin
 	if (!in->fragmentation) /* no verdict (yet): not shown */
 		return false;
 	snprintf(f->evidence, DOCTOR_TEXT, "%s", in->fragmentation);
-	snprintf(f->advice, DOCTOR_TEXT, "max_requests, or let recycling replace the worker");
+	snprintf(f->advice, DOCTOR_TEXT,
+		 "set rss_growth_limit (drover then trims the heap, and recycles the worker "
+		 "gracefully if that is not enough), or max_requests");
 	return true;
 }
 

@@ -92,9 +92,12 @@ def test_io_bound_sync_follows_littles_law(drover):
     peak, trough = little(160), little(40)  # 12, 3
     up = first_at(w.rows, t0 + 3, lambda n: abs(n - peak) <= 1)
     assert up is not None and up <= 3 * INTERVAL + 0.5, (up, w.targets(t0 + 3, t0 + 8))
-    # Down: after scale_down_cooldown of low demand, then three intervals.
+    # Down: once scale_down_cooldown (3 s) of samples is clear of the peak.
+    # The sample whose interval straddles the step still carries peak
+    # arrivals, so the window is clear one interval after the cooldown; then
+    # up to three intervals as for growth (measured 5.6-6.8 s on 2 cores).
     down = first_at(w.rows, t0 + 8, lambda n: abs(n - trough) <= 1)
-    assert down is not None and down <= 3 + 3 * INTERVAL + 0.5, (down, w.targets(t0 + 8, t0 + 15))
+    assert down is not None and down <= 3 + 4 * INTERVAL + 0.5, (down, w.targets(t0 + 8, t0 + 15))
     log = d.log()
     assert "scale 1\u2192" in log and "req/s \u00d7" in log
     hist = status(mport)["autoscale"]["history"]
