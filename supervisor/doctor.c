@@ -126,8 +126,12 @@ static bool check_memory(const struct doctor_input *in, struct doctor_finding *f
 {
 	if (!(in->psi_mem >= DOC_MEM_PSI_PCT) && !(in->swap_pages_s >= DOC_MEM_SWAP_PAGES))
 		return false;
-	snprintf(f->evidence, DOCTOR_TEXT, "memory pressure %.1f%%, %.0f pages swapped per second",
-		 isnan(in->psi_mem) ? 0 : in->psi_mem, isnan(in->swap_pages_s) ? 0 : in->swap_pages_s);
+	int n = snprintf(f->evidence, DOCTOR_TEXT, "memory pressure %.1f%%, %.0f pages swapped per second",
+			 isnan(in->psi_mem) ? 0 : in->psi_mem,
+			 isnan(in->swap_pages_s) ? 0 : in->swap_pages_s);
+	if (!isnan(in->rss_growth_mb) && n > 0 && n < DOCTOR_TEXT)
+		snprintf(f->evidence + n, DOCTOR_TEXT - (size_t)n,
+			 ", workers' RSS %+.0f MB over their baselines", in->rss_growth_mb);
 	snprintf(f->advice, DOCTOR_TEXT,
 		 "workers = %u (fewer processes), or max_requests to bound each worker's growth",
 		 in->workers > 1 ? in->workers - 1 : 1);
@@ -273,7 +277,15 @@ void doctor_input_from_sampler(const struct sampler *s, const struct drover_conf
 	in->has_quota = h->has_cg_max && h->cg_max.quota_us != CG_QUOTA_NONE;
 	in->quota_cpus = in->has_quota ? h->effective_cpus : NAN;
 	in->throttled_frac = h->has_cg_stat && h->cg_stat.has_throttling ? h->cg_rates.throttled_frac : NAN;
-	in->swap_pages_s = NAN;
+	in->swap_pages_s = h->swap_pages_s;
+	in->rss_growth_mb = NAN;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		const struct worker_view *v = &s->w[i];
+		if (!sample_live(v) || !v->mem.base_rss)
+			continue;
+		in->rss_growth_mb = (isnan(in->rss_growth_mb) ? 0 : in->rss_growth_mb) +
+				    (double)v->mem.rss_growth / 1048576.0;
+	}
 	in->elapsed_s = s->master.interval_s;
 	in->stalls = s->stall.stalls;
 	in->stall_ns = s->stall.stall_ns;

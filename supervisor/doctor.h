@@ -63,7 +63,8 @@ struct doctor_input {
 	double psi_cpu, psi_io, psi_mem; /* "some", percent of the last interval; NaN */
 	bool has_quota;
 	double quota_cpus, throttled_frac;
-	double swap_pages_s; /* NaN unknown */
+	double swap_pages_s; /* NaN unknown (/proc/vmstat pswpin + pswpout per second) */
+	double rss_growth_mb; /* workers' Anonymous RSS growth over their baselines, MiB; NaN unknown */
 	/* stalls of the event loops over the interval (scoreboard) */
 	double elapsed_s;
 	uint64_t stalls, stall_ns; /* cumulative, the pool's */

@@ -111,6 +111,11 @@ static void host_input(struct attach *a, struct doctor_input *in, double el)
 				  : NAN;
 	in->has_quota = h->has_cg_max && h->cg_max.quota_us != CG_QUOTA_NONE;
 	in->quota_cpus = h->effective_cpus;
+	if (h->has_swap && a->host_prev.has_swap && el > 0) {
+		uint64_t now = h->swap.pswpin + h->swap.pswpout;
+		uint64_t then = a->host_prev.swap.pswpin + a->host_prev.swap.pswpout;
+		in->swap_pages_s = now >= then ? (double)(now - then) / el : 0;
+	}
 	in->throttled_frac = NAN;
 	if (h->has_cg_stat && h->cg_stat.has_throttling) {
 		sample_cg_rates(&a->host_prev.cg_stat, &h->cg_stat, el, &h->cg_rates);
@@ -129,7 +134,7 @@ static bool sample_once(struct attach *a, double el, uint64_t now)
 	memset(&in, 0, sizeof(in));
 	in.attached = true;
 	in.worker_class = -1;
-	in.rps = in.mean_latency_s = in.swap_pages_s = NAN;
+	in.rps = in.mean_latency_s = in.swap_pages_s = in.rss_growth_mb = NAN;
 	in.busy = -1u;
 	in.queued = -1;
 	a->host_prev = a->host;

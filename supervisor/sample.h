@@ -85,6 +85,9 @@ struct host_view {
 	struct cg_cpu_stat cg_stat, cg_stat_prev;
 	struct cg_rates cg_rates;
 	double effective_cpus;
+	bool has_swap, has_swap_prev; /* /proc/vmstat pswpin/pswpout read */
+	struct vmstat_swap swap, swap_prev;
+	double swap_pages_s; /* pages swapped in + out per second, last interval; NaN unknown */
 };
 
 struct listener_view {

@@ -336,6 +336,45 @@ int parse_loadavg(const char *text, size_t len, struct loadavg *out)
 	return 0;
 }
 
+/* ---- /proc/vmstat ---- */
+
+/* The value of the line "key N" in text[0..len), or -EINVAL. */
+static int vmstat_value(const char *text, size_t len, const char *key, uint64_t *out)
+{
+	size_t klen = strlen(key);
+	for (size_t i = 0; i < len;) {
+		const char *line = text + i;
+		const char *nl = memchr(line, '\n', len - i);
+		size_t llen = nl ? (size_t)(nl - line) : len - i;
+		if (llen > klen + 1 && memcmp(line, key, klen) == 0 && line[klen] == ' ') {
+			uint64_t v = 0;
+			size_t j = klen + 1, digits = 0;
+			for (; j < llen && line[j] >= '0' && line[j] <= '9'; j++, digits++) {
+				if (v > (UINT64_MAX - 9) / 10)
+					return -EINVAL;
+				v = v * 10 + (uint64_t)(line[j] - '0');
+			}
+			if (!digits || j != llen)
+				return -EINVAL;
+			*out = v;
+			return 0;
+		}
+		i += llen + 1;
+	}
+	return -EINVAL;
+}
+
+int parse_vmstat_swap(const char *text, size_t len, struct vmstat_swap *out)
+{
+	struct vmstat_swap v;
+	memset(out, 0, sizeof(*out));
+	if (vmstat_value(text, len, "pswpin", &v.pswpin) < 0 ||
+	    vmstat_value(text, len, "pswpout", &v.pswpout) < 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 /* ---- PSI ---- */
 
 static int psi_line(struct cur *c, struct psi_line *l)

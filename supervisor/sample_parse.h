@@ -62,6 +62,13 @@ struct loadavg {
 };
 int parse_loadavg(const char *text, size_t len, struct loadavg *out);
 
+/* /proc/vmstat: the swap counters "pswpin N" and "pswpout N" (pages since
+ * boot).  -EINVAL if either is missing (a kernel without swap support). */
+struct vmstat_swap {
+	uint64_t pswpin, pswpout;
+};
+int parse_vmstat_swap(const char *text, size_t len, struct vmstat_swap *out);
+
 /* /proc/pressure/{cpu,io,memory} (and cgroup v2 *.pressure). */
 struct psi_line {
 	double avg10, avg60, avg300; /* percent */

@@ -8,6 +8,7 @@
 #include "supervisor/sampler.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ PARSER(parse_proc_status, struct proc_status)
 PARSER(parse_schedstat, struct schedstat)
 PARSER(parse_smaps_rollup, struct smaps_rollup)
 PARSER(parse_loadavg, struct loadavg)
+PARSER(parse_vmstat_swap, struct vmstat_swap)
 PARSER(parse_cg2_cpu_max, struct cg_cpu_max)
 PARSER(parse_cg1_cfs_quota, struct cg_cpu_max)
 PARSER(parse_cg1_cfs_period, struct cg_cpu_max)
@@ -230,6 +232,9 @@ int sample_read_host(struct host_view *h, char *buf, size_t cap)
 			h->psi[i].present = false;
 	}
 	read_cgroup(h, buf, cap);
+	h->swap_prev = h->swap;
+	h->has_swap_prev = h->has_swap;
+	h->has_swap = read_parse("/proc/vmstat", buf, cap, parse_vmstat_swap_v, &h->swap) == 0;
 	return 0;
 }
 
@@ -245,6 +250,12 @@ static void host_rates(struct host_view *h, double el)
 	}
 	if (h->has_cg_stat)
 		sample_cg_rates(&h->cg_stat_prev, &h->cg_stat, el, &h->cg_rates);
+	h->swap_pages_s = NAN;
+	if (h->has_swap && h->has_swap_prev && el > 0) {
+		uint64_t now = h->swap.pswpin + h->swap.pswpout;
+		uint64_t then = h->swap_prev.pswpin + h->swap_prev.pswpout;
+		h->swap_pages_s = now >= then ? (double)(now - then) / el : 0;
+	}
 }
 
 static void read_listeners(struct sampler *s, const struct listeners *ls)

@@ -16,7 +16,7 @@ static struct doctor_input healthy(void)
 		.rps = 2000, .cpu = 1.6, .vcsw_s = 6000, .ivcsw_s = 150, .runq_wait = 0.2,
 		.mean_latency_s = 0.001, .runnable = 3, .load1 = 2.5, .busy = 2, .queued = 0,
 		.psi_cpu = 5, .psi_io = 1, .psi_mem = 0, .has_quota = false, .quota_cpus = NAN,
-		.throttled_frac = NAN, .swap_pages_s = 0, .elapsed_s = 1,
+		.throttled_frac = NAN, .swap_pages_s = 0, .rss_growth_mb = NAN, .elapsed_s = 1,
 	};
 	return in;
 }
@@ -135,6 +135,14 @@ static void memory(void)
 	CHECK(!fires(DOC_MEMORY, &in, NAN));
 	in.swap_pages_s = 500;
 	CHECK(fires(DOC_MEMORY, &in, NAN));
+	/* RSS growth is evidence, not a trigger: alone it fires nothing. */
+	struct doctor_finding f;
+	in.rss_growth_mb = 40;
+	CHECK(doctor_check(DOC_MEMORY, &in, NAN, &f));
+	CHECK(strstr(f.evidence, "500 pages swapped per second") != NULL);
+	CHECK(strstr(f.evidence, "RSS +40 MB") != NULL);
+	in.swap_pages_s = DOC_MEM_SWAP_PAGES - 1;
+	CHECK(!fires(DOC_MEMORY, &in, NAN));
 }
 
 static void queueing(void)

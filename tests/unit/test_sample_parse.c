@@ -709,6 +709,31 @@ static void test_threads_fixtures(void)
 	CHECK(g.n_both == 1 && g.n_gone == 1 && g.vcsw == 0);
 }
 
+/* /proc/vmstat swap counters: found among other lines, strict numbers, the
+ * live file on this kernel. */
+static void test_vmstat_swap(void)
+{
+	static const char ok[] = "nr_free_pages 12\npswpin 7\npswpout 1234567890123\npswp 9\n";
+	struct vmstat_swap v;
+	CHECK(parse_vmstat_swap(ok, sizeof(ok) - 1, &v) == 0);
+	CHECK(v.pswpin == 7 && v.pswpout == 1234567890123ull);
+	static const char last[] = "pswpout 2\npswpin 3"; /* no final newline */
+	CHECK(parse_vmstat_swap(last, sizeof(last) - 1, &v) == 0 && v.pswpin == 3 && v.pswpout == 2);
+	static const char missing[] = "pswpin 1\npswpoutx 2\n";
+	CHECK(parse_vmstat_swap(missing, sizeof(missing) - 1, &v) == -EINVAL);
+	static const char bad[] = "pswpin 1x\npswpout 2\n";
+	CHECK(parse_vmstat_swap(bad, sizeof(bad) - 1, &v) == -EINVAL);
+	static const char empty[] = "pswpin \npswpout 2\n";
+	CHECK(parse_vmstat_swap(empty, sizeof(empty) - 1, &v) == -EINVAL);
+	static const char huge[] = "pswpin 99999999999999999999999\npswpout 2\n";
+	CHECK(parse_vmstat_swap(huge, sizeof(huge) - 1, &v) == -EINVAL);
+	CHECK(parse_vmstat_swap("", 0, &v) == -EINVAL);
+	char buf[16384];
+	size_t len;
+	if (sample_read_file("/proc/vmstat", buf, sizeof(buf), &len) == 0)
+		CHECK(parse_vmstat_swap(buf, len, &v) == 0);
+}
+
 int main(void)
 {
 	RUN(test_read_file);
@@ -721,6 +746,7 @@ int main(void)
 	RUN(test_smaps_rollup);
 	RUN(test_schedstat);
 	RUN(test_loadavg);
+	RUN(test_vmstat_swap);
 	RUN(test_psi);
 	RUN(test_psi_load);
 	RUN(test_cg_cpu_max);
