@@ -85,3 +85,14 @@ void mbuf_json_num(struct mbuf *b, double v)
 		mbuf_put(b, "null", 4);
 }
 
+void mbuf_prom_label(struct mbuf *b, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			mbuf_printf(b, "\\%c", *v);
+		else if (*v == '\n')
+			mbuf_put(b, "\\n", 2);
+		else
+			mbuf_put(b, v, 1);
+	}
+}

@@ -23,19 +23,6 @@ static double cpu_seconds(const struct sampler *s, uint64_t ticks)
 	return (double)ticks / (double)(s->clk_tck > 0 ? s->clk_tck : 100);
 }
 
-/* Prometheus label values escape backslash, double quote and newline. */
-static void prom_label(struct mbuf *b, const char *v)
-{
-	for (; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			mbuf_printf(b, "\\%c", *v);
-		else if (*v == '\n')
-			mbuf_put(b, "\\n", 2);
-		else
-			mbuf_put(b, v, 1);
-	}
-}
-
 static void prom_num(struct mbuf *b, double v)
 {
 	if (isnan(v))
@@ -324,7 +311,7 @@ static void prom_listeners(struct mbuf *b, const struct sampler *s)
 		if (!s->l[i].ok)
 			continue;
 		mbuf_put(b, "drover_listen_queue_connections{listener=\"", 42);
-		prom_label(b, s->l[i].name);
+		mbuf_prom_label(b, s->l[i].name);
 		mbuf_printf(b, "\"} %u\n", s->l[i].queued);
 	}
 	prom_head(b, "drover_listen_queue_limit", "gauge", "Accept queue limit (backlog) of a TCP listener.");
@@ -332,7 +319,7 @@ static void prom_listeners(struct mbuf *b, const struct sampler *s)
 		if (!s->l[i].ok)
 			continue;
 		mbuf_put(b, "drover_listen_queue_limit{listener=\"", 36);
-		prom_label(b, s->l[i].name);
+		mbuf_prom_label(b, s->l[i].name);
 		mbuf_printf(b, "\"} %u\n", s->l[i].limit);
 	}
 }

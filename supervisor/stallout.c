@@ -61,26 +61,13 @@ void stallout_table(const struct sampler *s, struct mbuf *out)
 			    (double)top[i]->total_ns / 1e9, top[i]->name);
 }
 
-/* Prometheus label values escape backslash, double quote and newline. */
-static void label(struct mbuf *b, const char *v)
-{
-	for (; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			mbuf_printf(b, "\\%c", *v);
-		else if (*v == '\n')
-			mbuf_put(b, "\\n", 2);
-		else
-			mbuf_put(b, v, 1);
-	}
-}
-
 static void prom_sites(struct mbuf *b, const struct stall_view *v, const char *name,
 		       const char *help, bool seconds)
 {
 	mbuf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
 	for (unsigned i = 0; i < v->nsites; i++) {
 		mbuf_printf(b, "%s{site=\"", name);
-		label(b, v->sites[i].name);
+		mbuf_prom_label(b, v->sites[i].name);
 		if (seconds)
 			mbuf_printf(b, "\"} %.6f\n", (double)v->sites[i].total_ns / 1e9);
 		else
