@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -229,6 +230,45 @@ def get(url, timeout=5, data=None, headers=None, method=None):
 
 
 # ---------------------------------------------------------------- drover
+
+
+class Load:
+    """Closed-loop GETs of url from `threads` threads while the with-block
+    runs: .ok counts 200s, .failures holds every other status and every
+    exception (reset, timeout).  Entering returns once more than min_ok
+    requests succeeded."""
+
+    def __init__(self, url, threads=2, timeout=20, min_ok=5, join=25):
+        self.url, self.timeout, self.min_ok, self.join = url, timeout, min_ok, join
+        self.ok, self.failures = 0, []
+        self.halt = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self):
+        while not self.halt.is_set():
+            try:
+                st = get(self.url, timeout=self.timeout)[0]
+                if st == 200:
+                    self.ok += 1
+                else:
+                    self.failures.append(st)
+            except Exception as e:  # noqa: BLE001
+                self.failures.append(repr(e))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        try:
+            wait_until(lambda: self.ok > self.min_ok, 10, "load running")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.halt.set()
+        for t in self.threads:
+            t.join(self.join)
 
 def _tmpdir():
     return tempfile.mkdtemp(prefix="drover-it-")

@@ -6,10 +6,9 @@ import signal
 import socket
 import stat
 import subprocess
-import threading
 import time
 
-from conftest import DROVER_BIN, HELLO_SO, ECHO_SO, get, wait_until
+from conftest import DROVER_BIN, HELLO_SO, ECHO_SO, Load, get, wait_until
 
 HELLO = "so:" + HELLO_SO
 
@@ -166,32 +165,13 @@ def test_recycle_replaces_without_dropping(drover):
     d = drover("so:" + ECHO_SO, "-w", "2", "--sample-interval", "0.2")
     path = ctl_path(d)
     pids = d.wait_workers(2)
-    failures, ok = [], [0]
-    halt = threading.Event()
-
-    def load():
-        while not halt.is_set():
-            try:
-                st = get(d.url + "/?sleep=20", timeout=5)[0]
-                if st == 200:
-                    ok[0] += 1
-                else:
-                    failures.append(st)
-            except Exception as e:  # noqa: BLE001
-                failures.append(repr(e))
-    threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
-    for t in threads:
-        t.start()
-    wait_until(lambda: ok[0] > 10, 10, "load running")
-    victim = pids[0]
-    assert command(path, f"recycle {victim}") == {"ok": True, "recycled": victim}
-    wait_until(lambda: victim not in d.workers() and len(d.workers()) == 2, 10, "replacement")
-    n = ok[0]
-    wait_until(lambda: ok[0] > n + 10, 10, "load after recycle")
-    halt.set()
-    for t in threads:
-        t.join(10)
-    assert failures == []
+    with Load(d.url + "/?sleep=20", threads=4, timeout=5, min_ok=10, join=10) as load:
+        victim = pids[0]
+        assert command(path, f"recycle {victim}") == {"ok": True, "recycled": victim}
+        wait_until(lambda: victim not in d.workers() and len(d.workers()) == 2, 10, "replacement")
+        n = load.ok
+        wait_until(lambda: load.ok > n + 10, 10, "load after recycle")
+    assert load.failures == []
     d.wait_log(r"recycling worker \d+ \(pid %d\)" % victim)
 
 

@@ -7,11 +7,10 @@ import json
 import os
 import re
 import subprocess
-import threading
 
 import pytest
 
-from conftest import BUILD, DROVER_BIN, REPO, get, wait_until
+from conftest import BUILD, DROVER_BIN, REPO, Load, get, wait_until
 
 FRAG_SO = os.path.join(BUILD, "contrib", "fragment.so")
 LEAK_SO = os.path.join(BUILD, "contrib", "leak.so")
@@ -31,36 +30,9 @@ def baselines_set(d, n):
     return len(ws) >= n and ws
 
 
-class Load:
-    """Continuous GET / on fresh connections from two threads; counts every
-    failure (status, reset, timeout)."""
-
-    def __init__(self, d):
-        self.d, self.ok, self.failures = d, 0, []
-        self.halt = threading.Event()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(2)]
-
-    def run(self):
-        while not self.halt.is_set():
-            try:
-                st = get(self.d.url + "/", timeout=20)[0]
-                if st == 200:
-                    self.ok += 1
-                else:
-                    self.failures.append(st)
-            except Exception as e:  # noqa: BLE001
-                self.failures.append(repr(e))
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        wait_until(lambda: self.ok > 5, 10, "load running")
-        return self
-
-    def __exit__(self, *exc):
-        self.halt.set()
-        for t in self.threads:
-            t.join(25)
+def load_on(d):
+    """Continuous GET / on fresh connections from two threads."""
+    return Load(d.url + "/")
 
 
 def grow_until(d, path, regex, what, timeout=25):
@@ -76,7 +48,7 @@ def test_c_fragmentation_trimmed_then_recycled(drover, model):
     d = drover("so:" + FRAG_SO, "-w", "2", "-k", model, "--rss-growth-limit", "24M", *FAST)
     wait_until(lambda: baselines_set(d, 2), 10, "baselines")
     before = set(d.workers())
-    with Load(d) as load:
+    with load_on(d) as load:
         m = grow_until(d, "/grow?mb=48", r"worker \d+ \(pid (\d+)\): heap fragmented, RSS "
                        r"\+(\d+) MB with [+-]\d+ MB in use; malloc_trim returned (-?\d+) MB",
                        "the trim")
@@ -95,7 +67,7 @@ def test_c_trimmable_fragmentation_cured_by_trim(drover):
     d = drover("so:" + FRAG_SO, "-w", "1", "--rss-growth-limit", "24M", *FAST)
     wait_until(lambda: baselines_set(d, 1), 10, "baseline")
     [pid] = d.workers()
-    with Load(d) as load:
+    with load_on(d) as load:
         # One burst only: another would fill the pages the trim gave back.
         assert get(d.url + "/grow?mb=48&sparse=1", timeout=20)[0] == 200
         m = d.wait_log(r"heap fragmented, RSS \+(\d+) MB with [+-]\d+ MB in use; "
@@ -113,7 +85,7 @@ def test_c_leak_reported_and_recycled_at_max_rss(drover, model):
     d = drover("so:" + LEAK_SO, "-w", "1", "-k", model, "--max-rss", "96M", *FAST)
     wait_until(lambda: baselines_set(d, 1), 10, "baseline")
     [pid] = d.workers()
-    with Load(d) as load:
+    with load_on(d) as load:
         def leak_seen():
             get(d.url + "/grow?mb=2", timeout=20)
             ws = [w for w in status(d) if w["pid"] == pid]
@@ -135,7 +107,7 @@ def test_python_fragmentation_seen_through_pymalloc(drover, model):
                "--rss-growth-limit", "24M", *FAST)
     wait_until(lambda: baselines_set(d, 1), 15, "baseline")
     [pid] = d.workers()
-    with Load(d) as load:
+    with load_on(d) as load:
         # One burst: more would be caught mid-request by the thread model's
         # heap samples, and their temporary objects are in use.
         assert get(d.url + "/grow?n=1500000", timeout=20)[0] == 200
@@ -163,7 +135,7 @@ def test_growth_under_the_limit_left_alone(drover):
     d = drover("so:" + FRAG_SO, "-w", "1", "--rss-growth-limit", "64M", *FAST)
     wait_until(lambda: baselines_set(d, 1), 10, "baseline")
     [pid] = d.workers()
-    with Load(d) as load:
+    with load_on(d) as load:
         for mb in (8, 12, 14, 15, 15):
             assert get(d.url + f"/grow?mb={mb}", timeout=20)[0] == 200
         wait_until(lambda: status(d)[0]["memory"]["rss_growth_kb"] > 6 * 1024, 10, "growth")
@@ -180,7 +152,7 @@ def test_recycle_all_one_at_a_time_under_load(drover):
     d = drover("so:" + FRAG_SO, "-w", "3", *FAST)
     old = set(d.wait_workers(3))
     wait_until(lambda: baselines_set(d, 3), 10, "tracked")
-    with Load(d) as load:
+    with load_on(d) as load:
         p = subprocess.run([DROVER_BIN, "ctl", "--control", os.path.join(d.dir, "drover.ctl"),
                             "--json", "recycle", "all"], capture_output=True, text=True,
                            timeout=10)
@@ -204,7 +176,7 @@ def test_max_age_recycles_gracefully(drover):
     d = drover("so:" + FRAG_SO, "-w", "1", "--max-age", "1.5", "--max-age-jitter", "0.5",
                *FAST)
     [pid] = d.wait_workers(1)
-    with Load(d) as load:
+    with load_on(d) as load:
         d.wait_log(rf"worker 1 \(pid {pid}\): recycling \(max_age, \d+ s old\)", timeout=10)
         wait_until(lambda: d.workers() and pid not in d.workers(), 15, "replaced")
         n = load.ok

@@ -6,9 +6,8 @@ import json
 import os
 import re
 import subprocess
-import threading
 
-from conftest import DROVER_BIN, HELLO_SO, get, wait_until
+from conftest import DROVER_BIN, HELLO_SO, Load, wait_until
 
 HELLO = "so:" + HELLO_SO
 
@@ -23,23 +22,7 @@ def test_recycle_one_worker_under_load_successor_first(drover):
     d = drover(HELLO, "-w", "1")
     path = os.path.join(d.dir, "drover.ctl")
     [old] = d.wait_workers(1)
-    ok, failures, halt = [0], [], threading.Event()
-
-    def load():
-        while not halt.is_set():
-            try:
-                st = get(d.url + "/?sleep=5", timeout=10)[0]
-                if st == 200:
-                    ok[0] += 1
-                else:
-                    failures.append(st)
-            except Exception as e:  # noqa: BLE001
-                failures.append(repr(e))
-    threads = [threading.Thread(target=load, daemon=True) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
-        wait_until(lambda: ok[0] > 10, 10, "load running")
+    with Load(d.url + "/?sleep=5", threads=3, timeout=10, min_ok=10, join=15) as load:
         mark = d.log_mark()
         rc, out, err = ctl("--control", path, "--json", "recycle", str(old))
         assert rc == 0 and json.loads(out) == {"ok": True, "recycled": old}, (out, err)
@@ -54,13 +37,9 @@ def test_recycle_one_worker_under_load_successor_first(drover):
             ws = d.workers()
             return len(ws) == 1 and ws[0] != old
         wait_until(replaced, 15, "the replacement alone")
-        n = ok[0]
-        wait_until(lambda: ok[0] > n + 10, 10, "load served by the replacement")
-    finally:
-        halt.set()
-        for t in threads:
-            t.join(15)
-    assert failures == [], failures
+        n = load.ok
+        wait_until(lambda: load.ok > n + 10, 10, "load served by the replacement")
+    assert load.failures == [], load.failures
     [new] = d.workers()
     log = d.log()[mark:]
     boot = re.search(r"booting worker \d+ \(pid %d\)" % new, log)
