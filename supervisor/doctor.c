@@ -279,13 +279,6 @@ void doctor_input_from_sampler(const struct sampler *s, const struct drover_conf
 	in->throttled_frac = h->has_cg_stat && h->cg_stat.has_throttling ? h->cg_rates.throttled_frac : NAN;
 	in->swap_pages_s = h->swap_pages_s;
 	in->rss_growth_mb = NAN;
-	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
-		const struct worker_view *v = &s->w[i];
-		if (!sample_live(v) || !v->mem.base_rss)
-			continue;
-		in->rss_growth_mb = (isnan(in->rss_growth_mb) ? 0 : in->rss_growth_mb) +
-				    (double)v->mem.rss_growth / 1048576.0;
-	}
 	in->elapsed_s = s->master.interval_s;
 	in->stalls = s->stall.stalls;
 	in->stall_ns = s->stall.stall_ns;
@@ -298,6 +291,9 @@ void doctor_input_from_sampler(const struct sampler *s, const struct drover_conf
 		if (!sample_live(v) || v->stopping)
 			continue;
 		in->workers++;
+		if (v->mem.base_rss) /* a recycle baseline: growth is known */
+			in->rss_growth_mb = (isnan(in->rss_growth_mb) ? 0 : in->rss_growth_mb) +
+					    (double)v->mem.rss_growth / 1048576.0;
 		/* busy: no request slot left (one, or `threads` in the thread model) */
 		in->busy += v->inflight >= (conf->worker_class == WORKER_THREAD
 						     ? (unsigned)conf->threads : 1u);
