@@ -27,7 +27,7 @@ struct attach {
 	pid_t root;
 	struct proc_view *v; /* ATTACH_MAX */
 	size_t n;
-	struct host_view host, host_prev;
+	struct host_view host;
 	struct doctor_state st;
 	long clk_tck;
 	char *buf;
@@ -100,27 +100,18 @@ static void one_process(struct doctor_input *in, const struct proc_view *p, long
 static void host_input(struct attach *a, struct doctor_input *in, double el)
 {
 	struct host_view *h = &a->host;
+	sample_host_rates(h, el);
 	in->cpus = h->effective_cpus > 0 ? h->effective_cpus : h->online_cpus;
 	in->runnable = h->has_load ? h->load.runnable : 0;
 	in->load1 = h->has_load ? h->load.load1 : NAN;
 	double *pct[3] = {&in->psi_cpu, &in->psi_io, &in->psi_mem};
 	for (int i = 0; i < 3; i++)
-		*pct[i] = h->psi[i].present && a->host_prev.psi[i].present
-				  ? stats_psi_share(a->host_prev.psi[i].some.total_us,
-						    h->psi[i].some.total_us, el)
-				  : NAN;
+		*pct[i] = h->psi[i].present && h->psi_prev[i].present ? h->psi_some_pct[i] : NAN;
 	in->has_quota = h->has_cg_max && h->cg_max.quota_us != CG_QUOTA_NONE;
 	in->quota_cpus = h->effective_cpus;
-	if (h->has_swap && a->host_prev.has_swap && el > 0) {
-		uint64_t now = h->swap.pswpin + h->swap.pswpout;
-		uint64_t then = a->host_prev.swap.pswpin + a->host_prev.swap.pswpout;
-		in->swap_pages_s = now >= then ? (double)(now - then) / el : 0;
-	}
-	in->throttled_frac = NAN;
-	if (h->has_cg_stat && h->cg_stat.has_throttling) {
-		sample_cg_rates(&a->host_prev.cg_stat, &h->cg_stat, el, &h->cg_rates);
-		in->throttled_frac = h->cg_rates.throttled_frac;
-	}
+	in->swap_pages_s = h->swap_pages_s;
+	in->throttled_frac = h->has_cg_stat && h->cg_stat.has_throttling ? h->cg_rates.throttled_frac
+									: NAN;
 }
 
 /* One sample of the tree; false once the root is gone. */
@@ -137,7 +128,6 @@ static bool sample_once(struct attach *a, double el, uint64_t now)
 	in.rps = in.mean_latency_s = in.swap_pages_s = in.rss_growth_mb = NAN;
 	in.busy = -1u;
 	in.queued = -1;
-	a->host_prev = a->host;
 	sample_read_host(&a->host, a->buf, ATTACH_BUF);
 	for (size_t i = 0; i < n; i++) {
 		struct proc_view *v = view_for(a, pids[i]);

@@ -238,7 +238,7 @@ int sample_read_host(struct host_view *h, char *buf, size_t cap)
 	return 0;
 }
 
-static void host_rates(struct host_view *h, double el)
+void sample_host_rates(struct host_view *h, double el)
 {
 	for (int i = 0; i < 3; i++) {
 		bool both = h->psi[i].present && h->psi_prev[i].present;
@@ -454,7 +454,7 @@ void sampler_pass(struct sampler *s, const struct pool *p, const struct listener
 	double el = s->host.has_load ? (double)(now - s->last_host_ns) / 1e9 : 0;
 	s->last_host_ns = now;
 	sample_read_host(&s->host, buf, sizeof(buf));
-	host_rates(&s->host, el);
+	sample_host_rates(&s->host, el);
 	read_listeners(s, ls);
 	sample_workers(s, p, smaps, buf);
 	sample_self(s, smaps, buf);

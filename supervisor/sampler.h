@@ -35,4 +35,7 @@ void sampler_worker_exited(struct sampler *s, const struct pool *p, const struct
 /* Thin readers (exposed for tests): 0 or -errno. */
 int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size_t cap);
 int sample_read_host(struct host_view *h, char *buf, size_t cap);
+/* Rates between the last two sample_read_host() calls on h, el seconds
+ * apart: PSI shares, cgroup throttling, swap pages per second. */
+void sample_host_rates(struct host_view *h, double el);
 #endif
