@@ -251,7 +251,8 @@ static void stall_sites(const struct sampler *s, struct doctor_input *in)
 	unsigned n = stallstat_sorted(&s->stall, top, 3);
 	for (unsigned i = 0; i < n; i++) {
 		snprintf(in->top_site[i], SB_SITE_LEN, "%s", top[i]->name);
-		in->top_share[i] = s->stall.stall_ns ? (double)top[i]->total_ns / (double)s->stall.stall_ns : 0;
+		uint64_t all = stallstat_time(&s->stall);
+		in->top_share[i] = all ? (double)(top[i]->total_ns + top[i]->ongoing_ns) / (double)all : 0;
 	}
 }
 
@@ -281,7 +282,9 @@ void doctor_input_from_sampler(const struct sampler *s, const struct drover_conf
 	in->rss_growth_mb = NAN;
 	in->elapsed_s = s->master.interval_s;
 	in->stalls = s->stall.stalls;
-	in->stall_ns = s->stall.stall_ns;
+	/* a stall still in progress counts for its time so far: one long
+	 * stall that never ends is the worst blocked loop of all */
+	in->stall_ns = stallstat_time(&s->stall);
 	in->queued = -1;
 	for (size_t i = 0; i < s->nl; i++)
 		if (s->l[i].ok)

@@ -67,7 +67,7 @@ struct doctor_input {
 	double rss_growth_mb; /* workers' Anonymous RSS growth over their baselines, MiB; NaN unknown */
 	/* stalls of the event loops over the interval (scoreboard) */
 	double elapsed_s;
-	uint64_t stalls, stall_ns; /* cumulative, the pool's */
+	uint64_t stalls, stall_ns; /* cumulative, the pool's; stall_ns counts those in progress so far */
 	char top_site[3][SB_SITE_LEN];
 	double top_share[3]; /* share of stall time, 0..1 */
 	/* hooks for the sibling decisions: NULL until they exist */

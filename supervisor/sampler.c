@@ -292,7 +292,7 @@ static void copy_slot(struct worker_view *v, struct sb_slot *sl)
 	v->heap_mmap = sb_load(&sl->heap_hblkhd);
 	v->heap_in_use = sb_load(&sl->heap_uordblks);
 	v->heap_free = sb_load(&sl->heap_fordblks);
-	stallstat_read(&v->stall, sl);
+	stallstat_read(&v->stall, sl, sb_now_ns());
 	v->py_arena = sb_load(&sl->py_arena_bytes);
 	v->py_blocks = sb_load(&sl->py_blocks);
 }
@@ -341,7 +341,7 @@ static void retire(struct sampler *s, struct worker_view *v)
 	/* Requests served since our last read are lost with the slot. */
 	s->retired_requests += v->requests;
 	stats_hist_add(&s->retired_hist, &v->hist);
-	v->stall.since_ns = 0; /* a gone worker's stall has ended */
+	stallstat_end_ongoing(&v->stall); /* a gone worker's stall has ended */
 	v->stall.recent = 0;
 	stallstat_add(&s->stall_retired, &v->stall);
 	struct task_buf t0 = v->p.tasks[0], t1 = v->p.tasks[1];

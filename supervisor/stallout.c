@@ -10,6 +10,8 @@ static void json_site(struct mbuf *b, const struct stall_site_view *st)
 	mbuf_json_str(b, st->name);
 	mbuf_printf(b, ",\"count\":%llu,\"seconds\":", (unsigned long long)st->count);
 	mbuf_json_num(b, (double)st->total_ns / 1e9);
+	mbuf_put(b, ",\"ongoing_s\":", 13);
+	mbuf_json_num(b, (double)st->ongoing_ns / 1e9);
 	mbuf_put(b, "}", 1);
 }
 
@@ -18,6 +20,10 @@ void stallout_json(const struct sampler *s, struct mbuf *b)
 	const struct stall_view *v = &s->stall;
 	mbuf_printf(b, ",\"stalls\":{\"count\":%llu,\"seconds\":", (unsigned long long)v->stalls);
 	mbuf_json_num(b, (double)v->stall_ns / 1e9);
+	/* in progress: not in count's time nor the histogram until they end */
+	mbuf_printf(b, ",\"ongoing\":{\"count\":%u,\"seconds\":", v->ongoing);
+	mbuf_json_num(b, (double)v->ongoing_ns / 1e9);
+	mbuf_put(b, "}", 1);
 	mbuf_put(b, ",\"histogram\":[", 14);
 	for (unsigned i = 0; i < SB_STALL_BUCKETS; i++) {
 		mbuf_printf(b, "%s{\"le\":", i ? "," : "");
@@ -56,9 +62,18 @@ void stallout_table(const struct sampler *s, struct mbuf *out)
 		    (unsigned long long)v->stalls, (double)v->stall_ns / 1e9);
 	const struct stall_site_view *top[STALLOUT_TOP];
 	unsigned n = stallstat_sorted(v, top, STALLOUT_TOP);
-	for (unsigned i = 0; i < n; i++)
+	const struct stall_site_view *now = NULL;
+	for (unsigned i = 0; i < n; i++) {
 		mbuf_printf(out, "  %6llu  %9.3f s  %s\n", (unsigned long long)top[i]->count,
 			    (double)top[i]->total_ns / 1e9, top[i]->name);
+		if (top[i]->ongoing_ns && !now)
+			now = top[i];
+	}
+	/* not ended yet: its time is in no row above */
+	if (v->ongoing)
+		mbuf_printf(out, "  ongoing: %u, %.3f s so far%s%s\n", v->ongoing,
+			    (double)v->ongoing_ns / 1e9, now ? ", most at " : "",
+			    now ? now->name : "");
 }
 
 static void prom_sites(struct mbuf *b, const struct stall_view *v, const char *name,
@@ -83,6 +98,11 @@ void stallout_prometheus(const struct sampler *s, struct mbuf *b)
 		   false);
 	prom_sites(b, v, "drover_stall_site_seconds_total",
 		   "Time spent in ended stalls, by blocking site.", true);
+	mbuf_printf(b, "# HELP drover_stalls_ongoing Stalls in progress now.\n"
+		       "# TYPE drover_stalls_ongoing gauge\ndrover_stalls_ongoing %u\n"
+		       "# HELP drover_stall_ongoing_seconds Time so far of the stalls in progress.\n"
+		       "# TYPE drover_stall_ongoing_seconds gauge\ndrover_stall_ongoing_seconds %.6f\n",
+		    v->ongoing, (double)v->ongoing_ns / 1e9);
 	const char *n = "drover_stall_seconds";
 	mbuf_printf(b, "# HELP %s Duration of ended stalls (the pool).\n# TYPE %s histogram\n", n,
 		    n);

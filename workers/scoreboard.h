@@ -95,6 +95,10 @@ struct sb_slot {
 	_Atomic uint64_t stall_since_ns; /* start of the stall in progress, 0: none */
 	_Atomic uint32_t stall_recent; /* begun within the last minute (stall_action) */
 	_Atomic uint32_t stall_nsites;
+	/* the stall in progress since stall_since_ns (the oldest, if several):
+	 * its site index + 1 (0: none), and how many are in progress, so that
+	 * the master counts a long stall before it ends (issue 10 gap a) */
+	_Atomic uint32_t stall_now_site, stall_now_n;
 	struct sb_stall_site sites[SB_STALL_SITES + 1]; /* the last one is "other" */
 
 	struct sb_thread threads[SB_MAX_THREADS];

@@ -345,6 +345,7 @@ static void scan(uint64_t now)
 	unsigned n = atomic_load(&nreqs);
 	n = n > SB_MAX_THREADS ? SB_MAX_THREADS : n;
 	uint64_t oldest = 0;
+	uint32_t oldest_site = 0, active = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct wd_req *r = &reqs[i];
 		struct wd_track *tr = &wd.track[i];
@@ -361,10 +362,18 @@ static void scan(uint64_t now)
 			*tr = (struct wd_track){.active = true, .seq = seq, .start_ns = start};
 			begin_stall(tr, (pid_t)atomic_load(&r->tid), what, now);
 		}
-		if (tr->active && (!oldest || tr->start_ns < oldest))
+		if (!tr->active)
+			continue;
+		active++;
+		if (!oldest || tr->start_ns < oldest) {
 			oldest = tr->start_ns;
+			oldest_site = tr->site + 1;
+		}
 	}
-	sb_store(&wd.slot->stall_since_ns, oldest);
+	/* site before time: a reader that sees the time finds its site */
+	atomic_store_explicit(&wd.slot->stall_now_site, oldest_site, memory_order_relaxed);
+	atomic_store_explicit(&wd.slot->stall_now_n, active, memory_order_relaxed);
+	atomic_store_explicit(&wd.slot->stall_since_ns, oldest, memory_order_release);
 }
 
 static void *wd_main(void *arg)

@@ -3,6 +3,7 @@
  * the hold-off (a finding appears after DOCTOR_HOLD samples, clears after as
  * many without). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -215,6 +216,41 @@ static void stall_share_from_series(void)
 	CHECK(strstr(st.last[DOC_BLOCKED_LOOP].evidence, "30.0%") != NULL);
 }
 
+/* One event loop stuck in a single stall that has not ended (issue 10 gap
+ * a): its time so far counts, so the finding appears while it lasts. */
+static void one_long_ongoing_stall(void)
+{
+	struct sampler *s = calloc(1, sizeof(*s));
+	struct drover_conf conf;
+	conf_defaults(&conf);
+	conf.worker_class = WORKER_EVENT;
+	s->host.online_cpus = 2;
+	struct worker_view *v = &s->w[0];
+	v->p.pid = 42;
+	v->stall.stalls = 1;
+	v->stall.nsites = 1;
+	strcpy(v->stall.sites[0].name, "resolve_host (blocker.c:27)");
+	v->stall.sites[0].count = 1;
+	struct doctor_state st = {0};
+	struct doctor_changes ch;
+	uint64_t start = 1000000000ull;
+	for (int i = 1; i <= DOCTOR_HOLD + 1; i++) {
+		uint64_t now = start + (uint64_t)i * 1000000000ull;
+		v->stall.ongoing = 1;
+		v->stall.ongoing_ns = v->stall.sites[0].ongoing_ns = now - start;
+		s->stall = v->stall;
+		s->master.interval_s = 1;
+		struct doctor_input in;
+		doctor_input_from_sampler(s, &conf, &in);
+		CHECK(in.stall_ns == now - start && in.top_share[0] == 1);
+		doctor_step(&st, &in, now, &ch);
+	}
+	CHECK(st.active[DOC_BLOCKED_LOOP]);
+	CHECK(strstr(st.last[DOC_BLOCKED_LOOP].evidence, "100.0% of the time") != NULL);
+	CHECK(strstr(st.last[DOC_BLOCKED_LOOP].evidence, "resolve_host (blocker.c:27) (100%)"));
+	free(s);
+}
+
 int main(void)
 {
 	RUN(healthy_pool_has_no_finding);
@@ -228,5 +264,6 @@ int main(void)
 	RUN(fragmentation_slot);
 	RUN(hold_off);
 	RUN(stall_share_from_series);
+	RUN(one_long_ongoing_stall);
 	return check_summary();
 }

@@ -96,6 +96,45 @@ static void stats_merge_by_site(void)
 	CHECK(big.sites[STALL_POOL_SITES - 1].count == 6);
 }
 
+/* One long stall that has not ended (issue 10 gap a): the slot says since
+ * when and at which site; the view counts its time so far, per site and in
+ * the pool, and a gone worker's stall stops counting. */
+static void ongoing_stall_read_and_merged(void)
+{
+	static struct sb_slot sl; /* large: not on the stack */
+	memset(&sl, 0, sizeof(sl));
+	strcpy(sl.sites[0].name, "fast (x.c:1)");
+	strcpy(sl.sites[1].name, "resolve_host (blocker.c:27)");
+	sl.stall_nsites = 2;
+	sl.sites[0].count = 5;
+	sl.sites[0].total_ns = 500000000;
+	sl.sites[1].count = 1; /* begun, not ended: no time yet */
+	sl.stalls = 6;
+	sl.stall_ns = 500000000;
+	sl.stall_since_ns = 10000000000ull;
+	sl.stall_now_site = 2;
+	sl.stall_now_n = 1;
+	struct stall_view v;
+	stallstat_read(&v, &sl, 13000000000ull);
+	CHECK(v.ongoing == 1 && v.ongoing_ns == 3000000000ull);
+	CHECK(stallstat_time(&v) == 3500000000ull);
+	const struct stall_site_view *top = stallstat_top(&v);
+	CHECK(top && strcmp(top->name, "resolve_host (blocker.c:27)") == 0);
+	CHECK(top->total_ns == 0 && top->ongoing_ns == 3000000000ull);
+	struct stall_view acc = {0};
+	stallstat_add(&acc, &v);
+	stallstat_add(&acc, &v);
+	CHECK(acc.ongoing == 2 && acc.ongoing_ns == 6000000000ull);
+	CHECK(stallstat_top(&acc)->ongoing_ns == 6000000000ull);
+	stallstat_end_ongoing(&v);
+	CHECK(v.ongoing == 0 && stallstat_time(&v) == 500000000 && v.sites[1].ongoing_ns == 0);
+	/* none in progress */
+	sl.stall_since_ns = 0;
+	sl.stall_now_site = 0;
+	stallstat_read(&v, &sl, 13000000000ull);
+	CHECK(v.ongoing == 0 && v.ongoing_ns == 0);
+}
+
 static void stall_buckets(void)
 {
 	CHECK(sb_stall_bucket(100000000) == 0); /* 0.1 s: le="0.1" */
@@ -125,6 +164,7 @@ int main(void)
 	RUN(c_site_skips_drover_and_libc);
 	RUN(stats_merge_by_site);
 	RUN(stall_buckets);
+	RUN(ongoing_stall_read_and_merged);
 	RUN(escalation);
 	return check_summary();
 }
