@@ -276,7 +276,7 @@ void doctor_input_from_sampler(const struct sampler *s, const struct drover_conf
 	in->psi_io = h->psi[1].present ? h->psi_some_pct[1] : NAN;
 	in->psi_mem = h->psi[2].present ? h->psi_some_pct[2] : NAN;
 	in->has_quota = h->has_cg_max && h->cg_max.quota_us != CG_QUOTA_NONE;
-	in->quota_cpus = in->has_quota ? h->effective_cpus : NAN;
+	in->quota_cpus = in->has_quota ? cg_effective_cpus(&h->cg_max, h->online_cpus) : NAN;
 	in->throttled_frac = h->has_cg_stat && h->cg_stat.has_throttling ? h->cg_rates.throttled_frac : NAN;
 	in->swap_pages_s = h->swap_pages_s;
 	in->rss_growth_mb = NAN;

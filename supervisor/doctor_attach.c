@@ -3,7 +3,8 @@
  * second with the sampler's readers, fills the doctor's input from them and
  * runs the same decisions, hold-off included; figures that need the
  * scoreboard (requests, latency, stalls, busy workers) stay unknown, so the
- * findings built on them do not fire. */
+ * findings built on them do not fire.  The cgroup read is the target's
+ * (/proc/PID/cgroup), the usable CPUs those of its workers' affinity. */
 #include "supervisor/doctor_attach.h"
 
 #include <ctype.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "supervisor/cpus.h"
 #include "supervisor/ctl.h"
 #include "supervisor/doctor_out.h"
 #include "supervisor/sampler.h"
@@ -108,7 +110,7 @@ static void host_input(struct attach *a, struct doctor_input *in, double el)
 	for (int i = 0; i < 3; i++)
 		*pct[i] = h->psi[i].present && h->psi_prev[i].present ? h->psi_some_pct[i] : NAN;
 	in->has_quota = h->has_cg_max && h->cg_max.quota_us != CG_QUOTA_NONE;
-	in->quota_cpus = h->effective_cpus;
+	in->quota_cpus = cg_effective_cpus(&h->cg_max, h->online_cpus);
 	in->swap_pages_s = h->swap_pages_s;
 	in->throttled_frac = h->has_cg_stat && h->cg_stat.has_throttling ? h->cg_rates.throttled_frac
 									: NAN;
@@ -141,6 +143,7 @@ static bool sample_once(struct attach *a, double el, uint64_t now)
 			in.wchan_n++;
 		}
 	}
+	cpus_host_update(&a->host, pids, n);
 	if (el > 0) { /* the first read only sets the base of the rates */
 		struct doctor_changes ch;
 		host_input(a, &in, el);
@@ -158,6 +161,9 @@ static int attach_run(pid_t root, int seconds, bool json)
 		fprintf(stderr, "drover doctor: out of memory\n");
 		return 1;
 	}
+	/* the target's cgroup, not ours: its quota and throttling */
+	if (!sample_find_cgroup(&a.host, root, a.buf, ATTACH_BUF))
+		fprintf(stderr, "drover doctor: no cpu cgroup found for process %d\n", (int)root);
 	uint64_t t0 = sb_now_ns(), prev = 0;
 	for (int k = 0; k <= seconds; k++) {
 		uint64_t now = sb_now_ns();

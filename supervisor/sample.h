@@ -84,7 +84,8 @@ struct host_view {
 	struct cg_cpu_max cg_max;
 	struct cg_cpu_stat cg_stat, cg_stat_prev;
 	struct cg_rates cg_rates;
-	double effective_cpus;
+	double effective_cpus; /* usable: the quota's CPUs, or the affinity's if fewer (cpus.h) */
+	unsigned affinity_cpus; /* in the workers' affinity masks; 0 unknown */
 	bool has_swap, has_swap_prev; /* /proc/vmstat pswpin/pswpout read */
 	struct vmstat_swap swap, swap_prev;
 	double swap_pages_s; /* pages swapped in + out per second, last interval; NaN unknown */

@@ -6,6 +6,7 @@
  * read, hand the text to a parser of sample_parse.c.  A worker that exits
  * between two reads is normal (ENOENT/ESRCH), never an error worth a log. */
 #include "supervisor/sampler.h"
+#include "supervisor/cpus.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -181,18 +182,23 @@ int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size
 	return 0;
 }
 
-/* Where this process's cpu controller files are; 0 if nowhere. */
-static void find_cgroup(struct host_view *h, char *buf, size_t cap)
+int sample_find_cgroup(struct host_view *h, pid_t pid, char *buf, size_t cap)
 {
 	struct cg_self self;
 	size_t len;
+	char path[64];
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/cgroup");
 	h->cg_version = 0;
-	if (sample_read_file("/proc/self/cgroup", buf, cap, &len) < 0 ||
+	if (sample_read_file(path, buf, cap, &len) < 0 ||
 	    parse_self_cgroup(buf, len, &self) < 0)
-		return;
+		return 0;
 	int v = cg_self_cpu_dir(&self, "/sys/fs/cgroup", h->cg_dir, sizeof(h->cg_dir));
 	if (v > 0)
 		h->cg_version = v;
+	return h->cg_version;
 }
 
 static void read_cgroup(struct host_view *h, char *buf, size_t cap)
@@ -433,6 +439,17 @@ static void sample_workers(struct sampler *s, const struct pool *p, bool smaps, 
 	stats_pool_end(&s->pool, &acc);
 }
 
+/* Usable CPUs: the quota's, or the workers' affinity if fewer (cpus.h). */
+static void pool_cpus(struct sampler *s)
+{
+	static pid_t pids[SB_MAX_SLOTS];
+	size_t n = 0;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
+		if (s->w[i].p.pid)
+			pids[n++] = s->w[i].p.pid;
+	cpus_host_update(&s->host, pids, n);
+}
+
 static uint64_t cpu_now_ns(void)
 {
 	struct timespec ts;
@@ -457,6 +474,7 @@ void sampler_pass(struct sampler *s, const struct pool *p, const struct listener
 	sample_host_rates(&s->host, el);
 	read_listeners(s, ls);
 	sample_workers(s, p, smaps, buf);
+	pool_cpus(s);
 	sample_self(s, smaps, buf);
 	s->passes++;
 	s->last_pass_ns = sb_now_ns() - now;
@@ -477,7 +495,7 @@ struct sampler *sampler_new(void)
 	s->clk_tck = sysconf(_SC_CLK_TCK);
 	s->page_size = sysconf(_SC_PAGESIZE);
 	char buf[4096];
-	find_cgroup(&s->host, buf, sizeof(buf));
+	sample_find_cgroup(&s->host, 0, buf, sizeof(buf));
 	s->master.started_ns = sb_now_ns();
 	return s;
 }

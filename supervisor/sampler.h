@@ -35,6 +35,10 @@ void sampler_worker_exited(struct sampler *s, const struct pool *p, const struct
 /* Thin readers (exposed for tests): 0 or -errno. */
 int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size_t cap);
 int sample_read_host(struct host_view *h, char *buf, size_t cap);
+/* Point h at the cpu controller files of pid's cgroup (/proc/PID/cgroup;
+ * pid 0: this process), read by sample_read_host from then on.  Returns
+ * the cgroup version, 1 or 2, or 0 if none was found. */
+int sample_find_cgroup(struct host_view *h, pid_t pid, char *buf, size_t cap);
 /* Rates between the last two sample_read_host() calls on h, el seconds
  * apart: PSI shares, cgroup throttling, swap pages per second. */
 void sample_host_rates(struct host_view *h, double el);

@@ -139,6 +139,7 @@ static void json_host(struct mbuf *b, const struct sampler *s)
 	const struct host_view *h = &s->host;
 	mbuf_printf(b, ",\"host\":{\"online_cpus\":%u", h->online_cpus);
 	jnum(b, "effective_cpus", h->effective_cpus, true);
+	mbuf_printf(b, ",\"affinity_cpus\":%u", h->affinity_cpus);
 	jnum(b, "load1", h->has_load ? h->load.load1 : NAN, true);
 	jnum(b, "load5", h->has_load ? h->load.load5 : NAN, true);
 	jnum(b, "load15", h->has_load ? h->load.load15 : NAN, true);
