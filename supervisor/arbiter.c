@@ -249,6 +249,21 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	dispatch(ar, signal_table[i].ev, signal_table[i].name);
 }
 
+/* A worker spent (or nearly spent) its max_requests: replace it now rather
+ * than at the next tick; the one at its limit no longer accepts. */
+static void on_worker_wake(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct arbiter *ar = ev_userdata(loop);
+	(void)w;
+	(void)revents;
+	if (!ar->recycler || ar->state != MASTER_RUNNING)
+		return;
+	uint64_t now = sb_now_ns();
+	arbiter_refresh_sample(ar);
+	recycler_tick(ar->recycler, &ar->pool, ar->sampler, &ar->conf, true, now);
+	pool_request_manage(&ar->pool);
+}
+
 /* ---- child exits ---- */
 
 static void on_child(struct ev_loop *loop, ev_child *cw, int revents)
@@ -428,6 +443,8 @@ int arbiter_init(struct arbiter *ar)
 		ev_signal_init(&ar->sig[i], on_signal, signal_table[i].signo);
 		ev_signal_start(ar->loop, &ar->sig[i]);
 	}
+	ev_signal_init(&ar->wake, on_worker_wake, SB_WAKE_MASTER_SIGNAL);
+	ev_signal_start(ar->loop, &ar->wake);
 	signal(SIGPIPE, SIG_IGN);
 	ev_child_init(&ar->child, on_child, 0, 0);
 	ev_child_start(ar->loop, &ar->child);
@@ -452,6 +469,7 @@ void arbiter_fini(struct arbiter *ar)
 {
 	pool_stop_watching(&ar->pool);
 	ev_timer_stop(ar->loop, &ar->tick);
+	ev_signal_stop(ar->loop, &ar->wake);
 	notify_stop(ar->notify);
 	ar->notify = NULL;
 	sampler_free(ar->sampler);

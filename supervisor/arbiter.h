@@ -65,6 +65,7 @@ struct arbiter {
 	ev_signal sig[16];
 	ev_child child;
 	ev_timer tick;
+	ev_signal wake; /* SB_WAKE_MASTER_SIGNAL: a worker asks for its replacement */
 	struct autoscaler autoscale; /* autoscale_run.c */
 };
 

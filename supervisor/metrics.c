@@ -235,6 +235,14 @@ static void prom_memory(struct mbuf *b, const struct sampler *s)
 			prom_worker(b, "drover_worker_memory_verdict", v, l, v->mem.verdict == k);
 		}
 	}
+	static const char *const why[RECYCLE_WHY_N] = RECYCLE_WHY_NAMES;
+	prom_head(b, "drover_recycles_total", "counter",
+		  "Graceful replaces begun (successor accepting first), by reason.");
+	for (int k = 0; k < RECYCLE_WHY_N; k++) {
+		char l[48];
+		snprintf(l, sizeof(l), "reason=\"%s\"", why[k]);
+		prom_plain(b, "drover_recycles_total", l, (double)s->master.recycled[k]);
+	}
 	prom_head(b, "drover_worker_pymalloc_arena_bytes", "gauge",
 		  "Bytes of pymalloc arenas mapped (Python workers; outside mallinfo2).");
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++)

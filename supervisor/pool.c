@@ -494,6 +494,21 @@ static void retire_replaced(struct pool *p, unsigned cur, uint64_t now)
 	}
 }
 
+/* A successor reports its boot in the scoreboard only: while a replaced
+ * worker waits for one, look every POOL_REPLACE_POLL_S rather than at the
+ * next tick, so the old worker (one that served max_requests no longer
+ * accepts) is drained as soon as the new one accepts. */
+static void watch_replaces(struct pool *p)
+{
+	if (!p->loop)
+		return;
+	bool waiting = replacing(p) > 0;
+	if (waiting && !ev_is_active(&p->replace_poll))
+		ev_timer_again(p->loop, &p->replace_poll);
+	else if (!waiting && ev_is_active(&p->replace_poll))
+		ev_timer_stop(p->loop, &p->replace_poll);
+}
+
 void pool_manage(struct pool *p, uint64_t now)
 {
 	if (p->stopping)
@@ -520,6 +535,7 @@ void pool_manage(struct pool *p, uint64_t now)
 		pool_stop_worker(p, w, true, now);
 	for (struct worker_rec *w; cur > p->target && (w = pick_to_stop(p, false)); cur--)
 		pool_stop_worker(p, w, true, now);
+	watch_replaces(p);
 }
 
 /* ---- the watcher ---- */
@@ -532,18 +548,30 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	pool_manage(p, sb_now_ns());
 }
 
+static void on_replace_poll(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	pool_request_manage(t->data);
+}
+
 void pool_start(struct pool *p, struct ev_loop *loop)
 {
 	p->loop = loop;
 	ev_prepare_init(&p->prepare, on_prepare);
 	p->prepare.data = p;
+	ev_init(&p->replace_poll, on_replace_poll);
+	p->replace_poll.repeat = POOL_REPLACE_POLL_S;
+	p->replace_poll.data = p;
 	pool_request_manage(p);
 }
 
 void pool_stop_watching(struct pool *p)
 {
-	if (p->loop)
+	if (p->loop) {
 		ev_prepare_stop(p->loop, &p->prepare);
+		ev_timer_stop(p->loop, &p->replace_poll);
+	}
 	p->loop = NULL;
 }
 

@@ -17,6 +17,7 @@
 #include "workers/scoreboard.h"
 #include "workers/worker.h"
 
+#define POOL_REPLACE_POLL_S 0.01 /* see replace_poll */
 #define POOL_MAX_TARGET (SB_MAX_SLOTS / 2) /* the other half: room for a reload's new workers */
 
 struct worker_rec {
@@ -82,6 +83,7 @@ struct pool {
 	bool spawn_blocked; /* the new configuration's app cannot load */
 	uint64_t next_spawn_ns;
 	ev_prepare prepare; /* runs pool_manage() before the loop blocks */
+	ev_timer replace_poll; /* while a replaced worker waits for its successor's boot */
 	struct ev_loop *loop; /* NULL in unit tests: pool_manage() is called directly */
 };
 

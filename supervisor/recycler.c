@@ -39,12 +39,12 @@ static struct recycle_point point_of(const struct worker_view *v, uint64_t now)
 }
 
 /* Old workers out for a memory recycle (or any replace) right now: waiting
- * for their successor, or draining. */
-static unsigned recycles_in_progress(const struct pool *p)
+ * for their successor, or draining (unless only_waiting). */
+static unsigned recycles_in_progress(const struct pool *p, bool only_waiting)
 {
 	unsigned n = 0;
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++)
-		n += p->w[i].pid && p->w[i].replace_ns;
+		n += p->w[i].pid && p->w[i].replace_ns && !(only_waiting && p->w[i].stop_ns);
 	return n;
 }
 
@@ -52,12 +52,20 @@ static unsigned recycles_in_progress(const struct pool *p)
  * accepting first), at most recycle_concurrency at once, starts spaced by a
  * random 0..1 s.  False: not now, try at a later tick. */
 static bool start_recycle(struct recycler *r, struct pool *p, struct worker_rec *w,
-			  const struct drover_conf *c, const char *why, uint64_t now)
+			  const struct drover_conf *c, enum recycle_why reason, const char *why,
+			  uint64_t now)
 {
-	if (now < r->next_start_ns || recycles_in_progress(p) >= (unsigned)c->recycle_concurrency)
+	/* A worker that served max_requests no longer accepts: spacing its
+	 * replacement out, or waiting for another's drain to end, only leaves
+	 * the pool one short for longer. */
+	bool idle = atomic_load_explicit(&w->slot->recycle_wanted, memory_order_acquire) ==
+		    SB_WANT_NOW;
+	if ((now < r->next_start_ns && !idle) ||
+	    recycles_in_progress(p, idle) >= (unsigned)c->recycle_concurrency)
 		return false; /* the whole pool never goes at once */
 	log_warn("worker %u (pid %d): recycling %s", w->no, (int)w->pid, why);
 	pool_replace(p, w->pid, now);
+	r->started[reason]++;
 	r->next_start_ns = now + (uint64_t)rand_r(&r->seed) % JITTER_MAX_NS;
 	return true;
 }
@@ -71,7 +79,7 @@ static void recycle_memory(struct recycler *r, struct pool *p, struct worker_rec
 	snprintf(why, sizeof(why), "(%s), RSS %+.0f MB with %+.0f MB in use, over %s",
 		 recycle_verdict_name(f->verdict), f->rss_growth / MB, f->in_use_growth / MB,
 		 hard ? "max_rss" : "rss_growth_limit");
-	if (start_recycle(r, p, w, c, why, now))
+	if (start_recycle(r, p, w, c, RECYCLE_WHY_MEMORY, why, now))
 		t->recycling = true;
 }
 
@@ -122,18 +130,30 @@ static bool aged(struct recycler *r, size_t i, const struct worker_rec *w, uint6
 	return r->age_limit_ns[i] && now > w->spawned_ns + r->age_limit_ns[i];
 }
 
-/* ctl recycle all, or max_age: the same graceful path, queued until a
- * recycle slot is free. */
+/* The worker asked: max_requests (its budget nearly or fully spent). */
+static bool wants_recycle(const struct worker_rec *w)
+{
+	return atomic_load_explicit(&w->slot->recycle_wanted, memory_order_acquire) != SB_WANT_NONE;
+}
+
+/* ctl recycle all, max_requests or max_age: the same graceful path, queued
+ * until a recycle slot is free. */
 static void recycle_asked(struct recycler *r, struct pool *p, struct worker_rec *w,
 			  const struct drover_conf *c, size_t i, uint64_t now)
 {
 	char why[64];
-	if (r->queued[i])
+	enum recycle_why reason = r->queued[i] ? RECYCLE_WHY_REQUESTED
+				  : wants_recycle(w) ? RECYCLE_WHY_MAX_REQUESTS
+						     : RECYCLE_WHY_MAX_AGE;
+	if (reason == RECYCLE_WHY_REQUESTED)
 		snprintf(why, sizeof(why), "(requested)");
+	else if (reason == RECYCLE_WHY_MAX_REQUESTS)
+		snprintf(why, sizeof(why), "(max_requests, %llu served)",
+			 (unsigned long long)sb_load(&w->slot->requests));
 	else
 		snprintf(why, sizeof(why), "(max_age, %.0f s old)",
 			 (double)(now - w->spawned_ns) / 1e9);
-	if (start_recycle(r, p, w, c, why, now)) {
+	if (start_recycle(r, p, w, c, reason, why, now)) {
 		r->queued[i] = false;
 		r->t[i].recycling = true;
 	}
@@ -171,11 +191,13 @@ void recycler_tick(struct recycler *r, struct pool *p, struct sampler *s,
 		publish(v, t, &f);
 		if (!act_on || w->stop_ns || w->replace_ns || !w->booted)
 			continue;
-		if (r->queued[i] || aged(r, i, w, now))
+		if (r->queued[i] || wants_recycle(w) || aged(r, i, w, now))
 			recycle_asked(r, p, w, c, i, now);
 		else
 			act(r, p, w, t, &f, c, recycle_decide(t, &f, &lim, now), now);
 	}
+	for (int k = 0; k < RECYCLE_WHY_N; k++) /* for status and metrics */
+		s->master.recycled[k] = r->started[k];
 }
 
 unsigned recycler_recycle_all(struct recycler *r, const struct pool *p)

@@ -15,6 +15,7 @@
 #include "supervisor/sample.h"
 
 struct recycler {
+	uint64_t started[RECYCLE_WHY_N]; /* graceful replaces begun, by reason */
 	struct recycle_track t[SB_MAX_SLOTS]; /* parallel to pool.w[] */
 	uint64_t last_smaps_due; /* the sampler's next_smaps_ns at the last tick */
 	uint64_t next_start_ns; /* jitter: no recycle starts before this */

@@ -91,6 +91,17 @@ struct host_view {
 	double swap_pages_s; /* pages swapped in + out per second, last interval; NaN unknown */
 };
 
+/* Why the recycler replaced a worker (issue 12): its memory verdict or
+ * max_rss, ctl recycle (all) or the recycle-all signal, max_requests, max_age. */
+enum recycle_why {
+	RECYCLE_WHY_MEMORY,
+	RECYCLE_WHY_REQUESTED,
+	RECYCLE_WHY_MAX_REQUESTS,
+	RECYCLE_WHY_MAX_AGE,
+	RECYCLE_WHY_N
+};
+#define RECYCLE_WHY_NAMES {"memory", "requested", "max_requests", "max_age"}
+
 struct listener_view {
 	char name[128];
 	bool tcp, ok;
@@ -106,6 +117,7 @@ struct master_view {
 	unsigned target, live, booted;
 	uint64_t started_ns, now_ns;
 	double interval_s, smaps_interval_s;
+	uint64_t recycled[RECYCLE_WHY_N]; /* graceful replaces the recycler began, by reason */
 };
 
 struct doctor_state; /* supervisor/doctor.h */

@@ -130,7 +130,11 @@ static void json_master(struct mbuf *b, const struct sampler *s)
 	jnum(b, "sampler_last_pass_us", (double)s->last_pass_ns / 1e3, true);
 	jnum(b, "sampler_last_pass_cpu_us", (double)s->last_pass_cpu_ns / 1e3, true);
 	jnum(b, "sampler_cost_us_per_worker", s->cost_us_per_worker, true);
-	mbuf_put(b, "}", 1);
+	static const char *const why[RECYCLE_WHY_N] = RECYCLE_WHY_NAMES;
+	mbuf_put(b, ",\"recycled\":{", 13);
+	for (int k = 0; k < RECYCLE_WHY_N; k++) /* graceful replaces begun, by reason */
+		jnum(b, why[k], (double)m->recycled[k], k > 0);
+	mbuf_put(b, "}}", 2);
 }
 
 static void json_host(struct mbuf *b, const struct sampler *s)

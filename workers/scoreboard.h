@@ -6,6 +6,7 @@
 #ifndef DROVER_SCOREBOARD_H
 #define DROVER_SCOREBOARD_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,6 +37,19 @@ enum sb_cmd {
 	SB_CMD_TRIM = 1 << 1, /* malloc_trim(0) at the next idle point */
 	SB_CMD_STACK = 1 << 2, /* log a stack dump */
 };
+
+/* What a worker asks of the master (sb_slot.recycle_wanted): max_requests
+ * goes through the master's graceful replace, so the successor accepts
+ * before this worker drains (issue 12). */
+enum sb_want {
+	SB_WANT_NONE = 0,
+	SB_WANT_SOON = 1, /* max_requests - margin served: replace me */
+	SB_WANT_NOW = 2, /* max_requests served: no longer accepting, waiting for the drain */
+};
+
+/* A worker that set recycle_wanted tells the master at once with this
+ * signal (the master otherwise looks at its next tick). */
+#define SB_WAKE_MASTER_SIGNAL (SIGRTMIN + 4)
 
 struct sb_thread {
 	_Atomic uint64_t heartbeat_ns; /* last loop tick / request step */
@@ -81,6 +95,7 @@ struct sb_slot {
 	_Atomic uint64_t heap_arena, heap_hblkhd, heap_uordblks, heap_fordblks, heap_keepcost;
 	_Atomic uint64_t heap_sampled_ns;
 	_Atomic uint64_t trims; /* malloc_trim calls done */
+	_Atomic uint32_t recycle_wanted; /* enum sb_want, set by the worker */
 	/* Python workers: pymalloc's arenas are mmap()ed outside malloc, so
 	 * mallinfo2 does not see them.  Bytes of arenas mapped now (counted by a
 	 * wrapper around the arena allocator) and blocks allocated in them

@@ -81,6 +81,12 @@ int sync_run(struct worker_rt *rt)
 		worker_idle_point(rt);
 		if (atomic_load(&worker_draining))
 			break;
+		if (!req_budget_left(rt->env.budget)) {
+			/* max_requests served: the master drains it once the
+			 * successor accepts; meanwhile others take the queue. */
+			poll(NULL, 0, worker_tick_ms(rt->args->conf));
+			continue;
+		}
 		size_t which = 0;
 		struct sockaddr_storage peer;
 		int fd = sync_accept(rt, &which, &peer);

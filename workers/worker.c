@@ -171,6 +171,20 @@ static void run_commands(struct worker_rt *rt, uint32_t cmd)
 		raise(SIGUSR2);
 }
 
+/* max_requests reached and no drain from the master (it replaces the
+ * worker once the successor accepts): after WORKER_REPLACE_WAIT_NS the
+ * worker drains itself, as before the replace path, so a master that cannot
+ * replace it now (a reload, its recycle slots taken) does not keep it idle. */
+static void budget_fallback(struct worker_rt *rt, uint64_t now)
+{
+	uint64_t spent = atomic_load_explicit(&rt->budget.spent_ns, memory_order_relaxed);
+	if (!spent || now - spent < WORKER_REPLACE_WAIT_NS || atomic_load(&worker_draining))
+		return;
+	wlog_info("worker %u: no replacement within %llu s of max_requests: restarting",
+		  rt->args->worker_no, (unsigned long long)(WORKER_REPLACE_WAIT_NS / 1000000000ull));
+	atomic_store(&worker_draining, 1);
+}
+
 void worker_idle_point(struct worker_rt *rt)
 {
 	struct sb_slot *s = rt->args->slot;
@@ -187,6 +201,7 @@ void worker_idle_point(struct worker_rt *rt)
 		reopen_logs = 0;
 		reopen_log_files(rt);
 	}
+	budget_fallback(rt, now);
 	/* PDEATHSIG covers the master dying; this catches the rare case of a
 	 * signal lost to the race at boot.  A syscall, so once a second. */
 	if (now >= rt->next_ppid_check_ns) {
@@ -278,8 +293,13 @@ int worker_run(const struct worker_args *a)
 		.slot = a->slot,
 		.draining = &worker_draining,
 		.alog = open_access_log(a),
+		.master_pid = a->master_pid,
 	};
 	rt.budget.max = pick_max_requests(conf, a->worker_no);
+	/* From 100 up, ask for the replacement at 90%: the successor then
+	 * accepts before this worker stops.  Below, at the limit (exact). */
+	if (rt.budget.max >= 100)
+		rt.budget.warn_at = rt.budget.max - rt.budget.max / 10;
 	rt.env.budget = &rt.budget;
 	switch (conf->worker_class) {
 	case WORKER_THREAD: rc = thread_run(&rt); break;

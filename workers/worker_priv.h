@@ -9,6 +9,8 @@
 #include "workers/http/http_conn.h"
 #include "workers/worker.h"
 
+#define WORKER_REPLACE_WAIT_NS (10ull * 1000000000ull) /* see budget_fallback */
+
 struct worker_rt {
 	const struct worker_args *args;
 	struct conn_env env;

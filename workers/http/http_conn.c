@@ -140,10 +140,21 @@ bool req_budget_left(struct req_budget *b)
 	return !b || !b->max || atomic_load_explicit(&b->claimed, memory_order_relaxed) < b->max;
 }
 
+/* Flag the slot, then wake the master (if it is still our parent: a signal
+ * to whoever inherited us would be a stray). */
+static void want_replacement(const struct conn_env *env, enum sb_want w)
+{
+	atomic_store_explicit(&env->slot->recycle_wanted, (uint32_t)w, memory_order_release);
+	if (env->master_pid > 0 && getppid() == env->master_pid)
+		kill(env->master_pid, SB_WAKE_MASTER_SIGNAL);
+}
+
 /* A request starts: it spends its connection's slot (a connection handed
- * over at a stop has none, and is counted all the same), and the one that
- * reaches max_requests starts the drain here, where it is counted, so no
- * other request is admitted after it. */
+ * over at a stop has none, and is counted all the same).  At warn_at the
+ * worker asks the master for a replacement (scoreboard); the one that
+ * reaches max_requests is the last admitted: the worker stops accepting and
+ * waits for the master to drain it once its successor accepts (the graceful
+ * replace path), or drains itself if none comes (worker.c). */
 static void budget_spend(struct http_conn *c)
 {
 	struct req_budget *b = c->env->budget;
@@ -153,12 +164,20 @@ static void budget_spend(struct http_conn *c)
 		c->slot_held = false;
 	else
 		atomic_fetch_add_explicit(&b->claimed, 1, memory_order_relaxed);
-	if (atomic_fetch_add_explicit(&b->started, 1, memory_order_relaxed) + 1 != b->max)
+	uint64_t n = atomic_fetch_add_explicit(&b->started, 1, memory_order_relaxed) + 1;
+	struct sb_slot *s = c->env->slot;
+	unsigned no = (unsigned)atomic_load_explicit(&s->worker_no, memory_order_relaxed);
+	if (n == b->warn_at && n < b->max) {
+		wlog_info("worker %u served %llu of max_requests %llu: asking for a replacement", no,
+			  (unsigned long long)n, (unsigned long long)b->max);
+		want_replacement(c->env, SB_WANT_SOON);
+	}
+	if (n != b->max)
 		return;
-	wlog_info("worker %u reached max_requests (%llu): restarting",
-		  (unsigned)atomic_load_explicit(&c->env->slot->worker_no, memory_order_relaxed),
+	wlog_info("worker %u reached max_requests (%llu): waiting for its replacement", no,
 		  (unsigned long long)b->max);
-	atomic_store(c->env->draining, 1);
+	atomic_store_explicit(&b->spent_ns, sb_now_ns(), memory_order_relaxed);
+	want_replacement(c->env, SB_WANT_NOW);
 }
 
 /* The connection ends after this response: the worker drains, or no slot of

@@ -28,6 +28,8 @@ struct access_log;
  * none is served past it, and none is refused or reset for it. */
 struct req_budget {
 	uint64_t max; /* the worker's limit (jitter added), 0: none */
+	uint64_t warn_at; /* ask the master for a replacement here; 0: at max */
+	_Atomic uint64_t spent_ns; /* when the last slot was spent, 0: not yet */
 	_Atomic uint64_t claimed; /* requests started + slots held by connections */
 	_Atomic uint64_t started;
 };
@@ -47,6 +49,7 @@ struct conn_env {
 	atomic_int *draining; /* set when the worker stops accepting */
 	struct access_log *alog; /* NULL: access log off */
 	struct req_budget *budget; /* max_requests */
+	pid_t master_pid; /* told when the budget runs low (SB_WAKE_MASTER_SIGNAL) */
 	bool keepalive_ok; /* the model keeps connections open between requests */
 };
 
