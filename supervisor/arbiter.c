@@ -196,6 +196,15 @@ static void ev_upgrade(struct arbiter *ar, const char *by)
 	log_warn("%s (binary upgrade) is not supported yet; ignored", by);
 }
 
+/* The config and the app stay: each worker is replaced by a fresh one,
+ * accepting before the old one drains, recycle_concurrency at a time. */
+static void ev_recycle_all(struct arbiter *ar, const char *by)
+{
+	unsigned n = ar->recycler ? recycler_recycle_all(ar->recycler, &ar->pool) : 0;
+	log_info("%s: recycling all %u workers, %d at a time", by, n,
+		 (int)ar->conf.recycle_concurrency);
+}
+
 /* NULL: the event means nothing in that state.  Stopping, only a harder
  * stop still means something. */
 static const event_fn on_event[MASTER_NSTATES][MEV_N] = {
@@ -203,7 +212,7 @@ static const event_fn on_event[MASTER_NSTATES][MEV_N] = {
 		[MEV_GROW] = ev_grow, [MEV_SHRINK] = ev_shrink, [MEV_RELOAD] = ev_reload,
 		[MEV_GRACEFUL_STOP] = ev_graceful_stop, [MEV_FAST_STOP] = ev_fast_stop,
 		[MEV_REOPEN_LOGS] = ev_reopen_logs, [MEV_PAUSE] = ev_pause,
-		[MEV_UPGRADE] = ev_upgrade,
+		[MEV_UPGRADE] = ev_upgrade, [MEV_RECYCLE_ALL] = ev_recycle_all,
 	},
 	[MASTER_RELOADING] = {
 		[MEV_GRACEFUL_STOP] = ev_graceful_stop, [MEV_FAST_STOP] = ev_fast_stop,
@@ -238,6 +247,11 @@ static const struct {
 	{SIGUSR1, "USR1", MEV_REOPEN_LOGS},
 	{SIGUSR2, "USR2", MEV_UPGRADE},
 	{SIGWINCH, "WINCH", MEV_PAUSE},
+	/* gunicorn takes every classic signal; URG is ignored by default, so
+	 * a drover (or anything) without this handler is left unharmed, and
+	 * the kernel raises it only for sockets given an owner (F_SETOWN),
+	 * which the master never does.  README "Signals to the master". */
+	{SIGURG, "URG", MEV_RECYCLE_ALL},
 };
 #define NSIGNALS (sizeof(signal_table) / sizeof(signal_table[0]))
 
@@ -519,7 +533,7 @@ int arbiter_recycle_all(struct arbiter *ar)
 	unsigned n = recycler_recycle_all(ar->recycler, &ar->pool);
 	log_info("control: recycling all %u workers, %d at a time", n,
 		 (int)ar->conf.recycle_concurrency);
-	return (int)n;
+	return (int)n; /* the same as ev_recycle_all (URG), with the count for the reply */
 }
 
 void arbiter_refresh_sample(struct arbiter *ar)

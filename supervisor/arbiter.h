@@ -35,6 +35,7 @@ enum master_event {
 	MEV_REOPEN_LOGS, /* USR1 */
 	MEV_PAUSE, /* WINCH: no workers, the master stays */
 	MEV_UPGRADE, /* USR2 */
+	MEV_RECYCLE_ALL, /* URG, ctl recycle all: replace every worker gracefully */
 	MEV_N,
 };
 

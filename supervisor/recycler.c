@@ -142,7 +142,7 @@ static void recycle_asked(struct recycler *r, struct pool *p, struct worker_rec 
 			  const struct drover_conf *c, size_t i, uint64_t now)
 {
 	char why[64];
-	enum recycle_why reason = r->queued[i] ? RECYCLE_WHY_REQUESTED
+	enum recycle_why reason = r->queued[i] == w->pid ? RECYCLE_WHY_REQUESTED
 				  : wants_recycle(w) ? RECYCLE_WHY_MAX_REQUESTS
 						     : RECYCLE_WHY_MAX_AGE;
 	if (reason == RECYCLE_WHY_REQUESTED)
@@ -154,7 +154,7 @@ static void recycle_asked(struct recycler *r, struct pool *p, struct worker_rec 
 		snprintf(why, sizeof(why), "(max_age, %.0f s old)",
 			 (double)(now - w->spawned_ns) / 1e9);
 	if (start_recycle(r, p, w, c, reason, why, now)) {
-		r->queued[i] = false;
+		r->queued[i] = 0;
 		r->t[i].recycling = true;
 	}
 }
@@ -180,7 +180,6 @@ void recycler_tick(struct recycler *r, struct pool *p, struct sampler *s,
 		}
 		if (t->pid != w->pid) {
 			recycle_track_reset(t, w->pid);
-			r->queued[i] = false;
 			r->age_limit_ns[i] = age_limit(r, c);
 		}
 		if (fresh && v->p.has_smaps && v->sb_state != SB_BOOTING) {
@@ -191,7 +190,7 @@ void recycler_tick(struct recycler *r, struct pool *p, struct sampler *s,
 		publish(v, t, &f);
 		if (!act_on || w->stop_ns || w->replace_ns || !w->booted)
 			continue;
-		if (r->queued[i] || wants_recycle(w) || aged(r, i, w, now))
+		if (r->queued[i] == w->pid || wants_recycle(w) || aged(r, i, w, now))
 			recycle_asked(r, p, w, c, i, now);
 		else
 			act(r, p, w, t, &f, c, recycle_decide(t, &f, &lim, now), now);
@@ -205,9 +204,9 @@ unsigned recycler_recycle_all(struct recycler *r, const struct pool *p)
 	unsigned n = 0;
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
 		const struct worker_rec *w = &p->w[i];
-		if (w->pid && !w->stop_ns && !w->replace_ns && w->generation == p->generation &&
-		    r->t[i].pid == w->pid) {
-			r->queued[i] = true;
+		/* by pid: a worker not yet seen by a tick (just booted) counts too */
+		if (w->pid && !w->stop_ns && !w->replace_ns && w->generation == p->generation) {
+			r->queued[i] = w->pid;
 			n++;
 		}
 	}

@@ -20,7 +20,7 @@ struct recycler {
 	uint64_t last_smaps_due; /* the sampler's next_smaps_ns at the last tick */
 	uint64_t next_start_ns; /* jitter: no recycle starts before this */
 	uint64_t age_limit_ns[SB_MAX_SLOTS]; /* max_age + this worker's jitter; 0: none */
-	bool queued[SB_MAX_SLOTS]; /* recycle asked (ctl recycle all, max_age) */
+	pid_t queued[SB_MAX_SLOTS]; /* recycle asked for this pid (ctl recycle all, URG) */
 	unsigned seed;
 };
 

@@ -353,7 +353,10 @@ static void scan(uint64_t now)
 		uint64_t seq = atomic_load_explicit(&r->seq, memory_order_relaxed);
 		if (tr->active && (start == 0 || seq != tr->seq))
 			end_stall(tr, now);
-		if (!tr->active && start && seq != tr->seq && now - start >= wd.threshold_ns) {
+		/* start may be later than now (read before it): not a stall,
+		 * and now - start would wrap around to a huge one */
+		if (!tr->active && start && start < now && seq != tr->seq &&
+		    now - start >= wd.threshold_ns) {
 			char what[WD_WHAT_LEN];
 			memcpy(what, r->what, sizeof(what));
 			what[sizeof(what) - 1] = '\0';

@@ -36,3 +36,21 @@ def test_max_requests_turnover_uses_the_replace_path(drover, model):
     assert int(re.search(r'^drover_recycles_total\{reason="max_requests"\} (\d+)', m,
                          re.M).group(1)) >= 4
     assert len(d.wait_workers(2)) == 2
+
+
+def test_urg_recycles_every_worker_gracefully(drover):
+    mport = free_port()
+    d = drover("so:" + ECHO_SO, "-k", "thread", "-w", "2", "--metrics-bind", str(mport))
+    first = set(d.wait_workers(2))
+    with Load(d.url + "/", threads=3) as load:
+        d.signal(signal.SIGURG)
+        d.wait_log(r"URG: recycling all 2 workers, 1 at a time")
+        wait_until(lambda: not first & set(d.workers()) and len(d.workers()) == 2, 20,
+                   "both workers replaced")
+    assert load.failures == [], load.failures[:5]
+    assert status(mport)["master"]["recycled"]["requested"] == 2
+    log = d.log()
+    for pid in first:
+        assert re.search(rf"worker \d+ \(pid {pid}\): recycling \(requested\)", log), log
+        assert re.search(rf"accepting: draining worker \d+ \(pid {pid}\)", log), log
+    assert d.alive()
