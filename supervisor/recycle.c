@@ -39,7 +39,9 @@ void recycle_observe(struct recycle_track *t, const struct recycle_point *p,
 	t->pos = (t->pos + 1) % RECYCLE_SERIES;
 	if (t->n < RECYCLE_SERIES)
 		t->n++;
-	if (!t->has_base && p->rss && p->t_ns >= spawned_ns + (uint64_t)(warmup_s * 1e9)) {
+	bool warm = p->t_ns >= spawned_ns + (uint64_t)(warmup_s * 1e9) ||
+		    (t->warmup_requests && p->requests >= t->warmup_requests);
+	if (!t->has_base && p->rss && warm) {
 		t->has_base = true;
 		t->base = *p;
 		t->py_bytes_per_block = bytes_per_block(p);

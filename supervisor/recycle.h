@@ -31,6 +31,7 @@ struct recycle_point {
 	uint64_t free; /* mallinfo2 fordblks */
 	uint64_t py_arena, py_blocks; /* pymalloc, 0 for C */
 	uint64_t trims; /* the worker's malloc_trim count */
+	uint64_t requests; /* served so far (scoreboard) */
 };
 
 enum recycle_action {
@@ -42,6 +43,7 @@ enum recycle_action {
 
 struct recycle_track {
 	pid_t pid; /* 0: unused */
+	uint64_t warmup_requests; /* the baseline also once this many served; 0: time only */
 	bool has_base;
 	struct recycle_point base;
 	double py_bytes_per_block; /* pymalloc arena bytes per block at the baseline */
@@ -71,7 +73,8 @@ struct recycle_figures {
 /* Start tracking pid (forgets what was held). */
 void recycle_track_reset(struct recycle_track *t, pid_t pid);
 /* Add a point; the baseline is the first point at least warmup_s after
- * spawned_ns (monotonic ns).  A point older than the last one is ignored. */
+ * spawned_ns (monotonic ns), or with t->warmup_requests served, whichever
+ * comes first.  A point older than the last one is ignored. */
 void recycle_observe(struct recycle_track *t, const struct recycle_point *p,
 		     uint64_t spawned_ns, double warmup_s);
 /* The verdict over the series (see README "Memory verdicts"). */

@@ -35,6 +35,7 @@ static struct recycle_point point_of(const struct worker_view *v, uint64_t now)
 		.py_arena = v->py_arena,
 		.py_blocks = v->py_blocks,
 		.trims = v->trims,
+		.requests = v->requests,
 	};
 }
 
@@ -180,6 +181,7 @@ void recycler_tick(struct recycler *r, struct pool *p, struct sampler *s,
 		}
 		if (t->pid != w->pid) {
 			recycle_track_reset(t, w->pid);
+			t->warmup_requests = (uint64_t)c->recycle_warmup_requests;
 			r->age_limit_ns[i] = age_limit(r, c);
 		}
 		if (fresh && v->p.has_smaps && v->sb_state != SB_BOOTING) {

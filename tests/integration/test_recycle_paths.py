@@ -54,3 +54,25 @@ def test_urg_recycles_every_worker_gracefully(drover):
         assert re.search(rf"worker \d+ \(pid {pid}\): recycling \(requested\)", log), log
         assert re.search(rf"accepting: draining worker \d+ \(pid {pid}\)", log), log
     assert d.alive()
+
+
+def test_recycle_warmup_by_request_count(drover):
+    """recycle_warmup = 1 h, recycle_warmup_requests = 50: the baseline comes
+    with the requests, long before the hour."""
+    mport = free_port()
+    d = drover("so:" + ECHO_SO, "-w", "1", "--recycle-warmup", "1h",
+               "--recycle-warmup-requests", "50", "--smaps-interval", "0.2",
+               "--sample-interval", "0.2", "--metrics-bind", str(mport))
+
+    def worker():
+        return status(mport)["workers"][0]
+    for _ in range(10):
+        assert get(d.url + "/")[0] == 200
+    w = wait_until(lambda: (lambda w: w if w["requests"] >= 10 else None)(worker()), 10,
+                   "10 requests counted")
+    assert w["memory"]["verdict"] == "warming" and w["memory"]["baseline_kb"] is None, w
+    for _ in range(50):
+        assert get(d.url + "/")[0] == 200
+    w = wait_until(lambda: (lambda w: w if w["memory"]["baseline_kb"] else None)(worker()), 10,
+                   "a baseline after 50 requests")
+    assert w["memory"]["verdict"] != "warming", w

@@ -32,6 +32,27 @@ static void no_baseline_is_warming(void)
 	CHECK(!t.has_base);
 }
 
+/* recycle_warmup_requests (issue 12 gap h): the baseline at whichever comes
+ * first, the time or the request count. */
+static void warmup_by_requests(void)
+{
+	struct recycle_track t;
+	recycle_track_reset(&t, 7);
+	t.warmup_requests = 500;
+	struct recycle_point p = {.t_ns = 2 * S, .rss = 100 * M, .requests = 499};
+	recycle_observe(&t, &p, 0, 10);
+	CHECK(!t.has_base); /* neither 10 s nor 500 requests */
+	p = (struct recycle_point){.t_ns = 3 * S, .rss = 110 * M, .requests = 500};
+	recycle_observe(&t, &p, 0, 10);
+	CHECK(t.has_base && t.base.rss == 110 * M); /* 500 requests before 10 s */
+	/* the time still counts when the requests are slow to come */
+	recycle_track_reset(&t, 8);
+	t.warmup_requests = 500;
+	p = (struct recycle_point){.t_ns = 10 * S, .rss = 120 * M, .requests = 3};
+	recycle_observe(&t, &p, 0, 10);
+	CHECK(t.has_base && t.base.rss == 120 * M);
+}
+
 static void fragmenting(void)
 {
 	struct recycle_track t;
@@ -189,6 +210,7 @@ static void transient_peak_not_leak(void)
 int main(void)
 {
 	RUN(no_baseline_is_warming);
+	RUN(warmup_by_requests);
 	RUN(fragmenting);
 	RUN(trim_that_works_avoids_recycle);
 	RUN(leaking);
