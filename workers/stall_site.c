@@ -93,6 +93,11 @@ int stall_site_cframe(const struct stall_cframe *f, int n)
 void stall_site_cname(const struct stall_cframe *f, char *site, size_t len)
 {
 	size_t bn;
+	if (f->src_file && f->src_file[0] && f->src_line > 0) {
+		snprintf(site, len, "%s (%s:%d)", f->symbol ? f->symbol : "?", f->src_file,
+			 f->src_line);
+		return;
+	}
 	const char *obj = f->object ? f->object : "";
 	const char *b = base_name(obj, strlen(obj), &bn);
 	snprintf(site, len, "%s (%.*s+0x%lx)", f->symbol ? f->symbol : "?", (int)bn, b, f->offset);

@@ -24,9 +24,12 @@ struct stall_cframe {
 	const char *symbol; /* NULL if not resolved */
 	unsigned long offset; /* from the object's base */
 	bool in_app; /* the object is the app's (the one holding its handler) */
+	const char *src_file; /* source file basename from debug info, NULL if unknown */
+	int src_line;
 };
 /* Index of the innermost app frame (frames[0] is the innermost), -1 if none. */
 int stall_site_cframe(const struct stall_cframe *f, int n);
-/* "symbol (object+0xoffset)" with object's basename; "?" for no symbol. */
+/* "symbol (file.c:41)" when the source line is known, else
+ * "symbol (object+0xoffset)" with object's basename; "?" for no symbol. */
 void stall_site_cname(const struct stall_cframe *f, char *site, size_t len);
 #endif

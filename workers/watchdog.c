@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "workers/stall_site.h"
+#include "workers/stall_srcline.h"
 #include "workers/wlog.h"
 
 #define WD_MAX_FRAMES 64
@@ -191,6 +192,7 @@ static void describe_cframes(char *site, size_t len, size_t *off)
 	int n = cap_n;
 	struct stall_cframe f[WD_MAX_FRAMES];
 	Dl_info info[WD_MAX_FRAMES];
+	static char src[WD_MAX_FRAMES][64]; /* the watchdog thread's alone */
 	for (int i = 0; i < n; i++) {
 		memset(&info[i], 0, sizeof(info[i]));
 		/* A return address points after the call: look up the call itself. */
@@ -201,6 +203,10 @@ static void describe_cframes(char *site, size_t len, size_t *off)
 			.offset = (unsigned long)((char *)cap_frames[i] - (char *)info[i].dli_fbase),
 			.in_app = wd.has_app_obj && info[i].dli_fbase == wd.app_obj.dli_fbase,
 		};
+		/* file:line for the app's frames (its debug info), as Python's */
+		if (f[i].in_app && stall_srcline((char *)cap_frames[i] - 1, src[i], sizeof(src[i]),
+						 &f[i].src_line))
+			f[i].src_file = src[i];
 		char name[SB_SITE_LEN];
 		stall_site_cname(&f[i], name, sizeof(name));
 		*off = append(wd.stack, *off, sizeof(wd.stack), "  #%d %s\n", i, name);
@@ -387,6 +393,13 @@ static void *wd_main(void *arg)
 	 * must not mistake the watchdog for one. */
 	struct timespec period = {(time_t)(wd.period_ns / 1000000000ull),
 				  (long)(wd.period_ns % 1000000000ull)};
+	/* The app is loaded: learn the objects for source lines here, off the
+	 * request path (their debug info is read at the first stall). */
+	if (!wd.python && wd.has_app_obj) {
+		int rc = stall_srcline_init();
+		if (rc < 0 && rc != -ENOTSUP)
+			wlog_debug("watchdog: no source lines: %s", strerror(-rc));
+	}
 	for (;;) {
 		ppoll(NULL, 0, &period, NULL);
 		scan(sb_now_ns());

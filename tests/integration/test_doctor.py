@@ -62,7 +62,8 @@ def test_blocked_event_loop(drover):
     finally:
         load.close()
     assert re.search(r"event loops stalled \d+\.\d% of the time; top blocking sites: "
-                     r"resolve_host \(blocker\.so\+0x[0-9a-f]+\) \(100%\)", f["evidence"]), f
+                     r"resolve_host \((?:blocker\.c:\d+|blocker\.so\+0x[0-9a-f]+)\) \(100%\)",
+                     f["evidence"]), f
     assert "off the loop" in f["change"] and "worker_class = thread" in f["change"]
     text = doctor(d)
     assert text.startswith("blocked_loop (for ") and "evidence: event loops stalled" in text

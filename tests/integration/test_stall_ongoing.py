@@ -7,6 +7,8 @@ import re
 import subprocess
 import threading
 
+import pytest
+
 from conftest import BUILD, DROVER_BIN, free_port, get, wait_until
 
 BLOCKER = "so:" + os.path.join(BUILD, "tests", "blocker.so")
@@ -58,3 +60,24 @@ def test_one_long_stall_counts_while_ongoing(drover):
         return st if st["ongoing"]["count"] == 0 else None
     st = wait_until(ended, 5, "the stall counted as ended")
     assert st["seconds"] > 5 and st["ongoing"]["seconds"] == 0, st
+
+
+def _line_of(path, needle):
+    with open(path) as f:
+        return next(i for i, ln in enumerate(f, 1) if needle in ln)
+
+
+def test_c_site_is_file_and_line_with_debug_info(drover):
+    """Issue 10 gap d: built with libdw, a C app's site is `func (file.c:N)`
+    like Python's, N the line of the blocking call inside resolve_host."""
+    ldd = subprocess.run(["ldd", DROVER_BIN], capture_output=True, text=True).stdout
+    if "libdw" not in ldd:
+        pytest.skip("drover built without libdw: sites are func (object+offset)")
+    d = drover(BLOCKER, "-k", "event", "-w", "1", "--stall-threshold", "50ms")
+    assert get(f"{d.url}/block?ms=200", timeout=10)[0] == 200
+    m = d.wait_log(r"\] stall \d+ ms in worker 1 \(pid \d+\) at resolve_host \(blocker\.c:(\d+)\)")
+    src = os.path.join(os.path.dirname(__file__), "apps", "blocker.c")
+    assert int(m.group(1)) == _line_of(src, "while (nanosleep(&t, &t) != 0)"), m.group(0)
+    # the app's frames in the stack read the same way; drover's and libc's do not
+    # (resolve_host, and its caller, static, so "?" to dladdr, by its line)
+    assert len(re.findall(r"#\d+ \S+ \(blocker\.c:\d+\)", d.log())) >= 2, d.log()

@@ -1,11 +1,14 @@
 /* Unit tests of the stall reports' pure parts: naming the blocking site
  * (workers/stall_site.c), merging stall statistics (supervisor/stallstat.c)
  * and stall_action's decision (supervisor/stall.c). */
+#include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
 #include "supervisor/stall.h"
 #include "supervisor/stallstat.h"
+#include "workers/stall_srcline.h"
 #include "workers/stall_site.h"
 
 static const char dump[] =
@@ -45,10 +48,10 @@ static void python_site_falls_back_to_innermost(void)
 static void c_site_skips_drover_and_libc(void)
 {
 	struct stall_cframe f[] = {
-		{"/usr/sbin/drover", NULL, 0x2727b, false},
-		{"/lib/x86_64-linux-gnu/libc.so.6", "clock_nanosleep", 0xcf545, false},
-		{"/srv/blocker.so", "resolve_host", 0x11bb, true},
-		{"/srv/blocker.so", "handle", 0x11e6, true},
+		{"/usr/sbin/drover", NULL, 0x2727b, false, NULL, 0},
+		{"/lib/x86_64-linux-gnu/libc.so.6", "clock_nanosleep", 0xcf545, false, NULL, 0},
+		{"/srv/blocker.so", "resolve_host", 0x11bb, true, NULL, 0},
+		{"/srv/blocker.so", "handle", 0x11e6, true, NULL, 0},
 	};
 	int k = stall_site_cframe(f, 4);
 	CHECK(k == 2);
@@ -56,6 +59,27 @@ static void c_site_skips_drover_and_libc(void)
 	stall_site_cname(&f[k], site, sizeof(site));
 	CHECK(strcmp(site, "resolve_host (blocker.so+0x11bb)") == 0);
 	CHECK(stall_site_cframe(f, 2) == -1);
+	/* with debug info: the source line, in Python's format (issue 10 gap d) */
+	f[k].src_file = "blocker.c";
+	f[k].src_line = 27;
+	stall_site_cname(&f[k], site, sizeof(site));
+	CHECK_STR(site, "resolve_host (blocker.c:27)");
+}
+
+/* This very function's address resolves to this file (the unit tests are
+ * built with -g), or, built without libdw, to nothing. */
+static void srcline_of_own_code(void)
+{
+	char file[64];
+	int line = 0;
+	int rc = stall_srcline_init();
+	if (rc == -ENOTSUP)
+		return;
+	CHECK(rc == 0);
+	CHECK(stall_srcline((const void *)(uintptr_t)srcline_of_own_code, file, sizeof(file), &line));
+	CHECK_STR(file, "test_stall_site.c");
+	CHECK(line > 0);
+	CHECK(!stall_srcline(NULL, file, sizeof(file), &line));
 }
 
 static struct stall_view one(const char *site, uint64_t count, uint64_t ns)
@@ -165,6 +189,7 @@ int main(void)
 	RUN(stats_merge_by_site);
 	RUN(stall_buckets);
 	RUN(ongoing_stall_read_and_merged);
+	RUN(srcline_of_own_code);
 	RUN(escalation);
 	return check_summary();
 }
