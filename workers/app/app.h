@@ -11,16 +11,21 @@
  * Versioning: DROVER_APP_ABI_VERSION changes when a struct below changes
  * incompatibly; fields are only ever appended.
  *
- * Signals and EINTR.  drover signals the app's threads while they run:
- * the stall watchdog sends SIGRTMIN+3 to a thread whose request has run past
- * stall_threshold (event model) or slow_request (sync, thread) to capture
- * its stack, and the master's commands arrive with SIGURG.  Their handlers
- * are installed with SA_RESTART, so plain read(), write(), accept() and the
- * like are restarted; but calls the kernel never restarts (signal(7):
- * nanosleep, clock_nanosleep, poll, select, epoll_wait, sem_timedwait,
- * socket calls with SO_RCVTIMEO/SO_SNDTIMEO, ...) return -1 with EINTR.
- * A C app must retry them, as under any signal-based profiler (perf's or
- * gperftools' SIGPROF): e.g. `while (nanosleep(&t, &t) != 0 && errno ==
+ * Signals and EINTR.  drover signals the threads that run the app:
+ *  - the stall watchdog sends SIGRTMIN+3 to a thread whose request has run
+ *    past stall_threshold (event model) or slow_request (sync, thread) to
+ *    capture its stack.  Its handler has SA_RESTART: read(), write(),
+ *    accept() and the like are restarted, but the calls the kernel never
+ *    restarts (signal(7): nanosleep, clock_nanosleep, poll, select,
+ *    epoll_wait, sem_timedwait, socket calls with SO_RCVTIMEO/SO_SNDTIMEO,
+ *    ...) return -1 with errno EINTR;
+ *  - in the sync and event models the app runs on the thread that also
+ *    takes the master's SIGURG (commands), SIGTERM and SIGUSR1, whose
+ *    handlers have no SA_RESTART (the worker's own waits must return): there
+ *    any blocking call of the app may return EINTR.  (Request threads of the
+ *    thread model block those.)
+ * A C app must retry on EINTR, as under any signal-based profiler (perf's or
+ * gperftools' SIGPROF), e.g. `while (nanosleep(&t, &t) != 0 && errno ==
  * EINTR);`.  Do not block or take over these signals in the app's threads:
  * a stalled thread that does not take SIGRTMIN+3 is described from /proc
  * only, without its stack.
