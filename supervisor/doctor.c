@@ -199,6 +199,8 @@ static double stall_share(struct doctor_state *st, const struct doctor_input *in
 	if (st->has_prev && in->elapsed_s > 0 && in->workers && in->stall_ns >= st->prev_stall_ns)
 		share = (double)(in->stall_ns - st->prev_stall_ns) / 1e9 /
 			(in->elapsed_s * in->workers);
+	if (share > 1) /* elapsed_s is the nominal interval: a late tick overshoots */
+		share = 1;
 	st->prev_stall_ns = in->stall_ns;
 	st->prev_stalls = in->stalls;
 	st->has_prev = true;
