@@ -41,6 +41,8 @@ def test_recycle_one_worker_under_load_successor_first(drover):
         wait_until(lambda: load.ok > n + 10, 10, "load served by the replacement")
     assert load.failures == [], load.failures
     [new] = d.workers()
+    # the old pid leaves the process list (a zombie) before the master reaps it and logs
+    d.wait_log(r"worker \d+ \(pid %d\) (exited|stopped)" % old, since=mark)
     log = d.log()[mark:]
     boot = re.search(r"booting worker \d+ \(pid %d\)" % new, log)
     drain = re.search(r"worker \d+ \(pid %d\) accepting: draining worker \d+ \(pid %d\)"
