@@ -32,6 +32,7 @@
 #define WD_MAX_FRAMES 64
 #define WD_WHAT_LEN 200
 #define WD_CAPTURE_WAIT_NS 20000000ull /* a thread that has not answered by then is in D state */
+#define WD_CAPTURE_MAX_NS 250000000ull /* ... or, if not in D state, by then */
 #define WD_RECENT 64 /* stall starts remembered for stall_recent (a minute) */
 #define WD_STACK_MAX 12000 /* stack text logged per stall */
 
@@ -174,13 +175,36 @@ static size_t append(char *buf, size_t off, size_t cap, const char *fmt, ...)
 	return n < 0 ? off : off + (size_t)n >= cap ? cap - 1 : off + (size_t)n;
 }
 
-static bool wait_capture(void)
+/* The state letter of thread tid (/proc/self/task/TID/stat), '?' if unknown. */
+static char task_state(pid_t tid)
 {
-	uint64_t until = sb_now_ns() + WD_CAPTURE_WAIT_NS;
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return '?';
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	const char *p = strrchr(buf, ')'); /* the name may hold spaces and ')' */
+	return p && p[1] == ' ' && p[2] ? p[2] : '?';
+}
+
+/* Wait for the handler's answer.  A thread that has not answered within
+ * WD_CAPTURE_WAIT_NS is in D state -- unless it is not: on a loaded host a
+ * sleeping or runnable thread may just not have been scheduled yet, and it
+ * gets up to WD_CAPTURE_MAX_NS before it is described from /proc instead. */
+static bool wait_capture(pid_t tid)
+{
+	uint64_t t0 = sb_now_ns(), until = t0 + WD_CAPTURE_WAIT_NS;
 	struct timespec ms = {0, 500000};
 	while (!atomic_load(&cap_done)) {
-		if (sb_now_ns() >= until)
-			return false;
+		uint64_t now = sb_now_ns();
+		if (now >= until) {
+			if (until >= t0 + WD_CAPTURE_MAX_NS || task_state(tid) == 'D')
+				return false;
+			until = t0 + WD_CAPTURE_MAX_NS;
+		}
 		nanosleep(&ms, NULL);
 	}
 	return true;
@@ -256,7 +280,7 @@ static void capture(pid_t tid, char *site, size_t len)
 	}
 	atomic_store(&cap_done, 0);
 	atomic_store(&cap_tid, (int)tid);
-	bool ok = syscall(SYS_tgkill, getpid(), tid, WATCHDOG_SIGNAL) == 0 && wait_capture();
+	bool ok = syscall(SYS_tgkill, getpid(), tid, WATCHDOG_SIGNAL) == 0 && wait_capture(tid);
 	atomic_store(&cap_tid, 0); /* a late answer is ignored */
 	if (!ok) {
 		describe_dstate(tid, site, len, &off);

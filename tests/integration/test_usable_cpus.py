@@ -1,7 +1,7 @@
 """Issue 10 gaps b and c: usable CPUs follow the workers' CPU affinity
 (`taskset -c 0` gives 1.0 whatever the host has), and `drover doctor
 --attach PID` reads the cgroup of PID, not drover's own: a CPU-bound process
-in a cgroup limited to 0.2 CPU is named cpu_throttled with that quota while
+in a cgroup limited to 0.05 CPU is named cpu_throttled with that quota while
 drover itself runs unlimited."""
 import json
 import os
@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import BUILD, DROVER_BIN, free_port, get, wait_until
-from test_doctor_cgroup import make_cgroup
+
 
 HELLO = "so:" + os.path.join(BUILD, "contrib", "hello.so")
 
@@ -42,8 +42,32 @@ def test_taskset_one_cpu_is_one_usable_cpu(drover):
     assert "1.00 usable" in table, table
 
 
+def make_cgroup(quota_us):
+    """A new group limited to quota_us per 100 ms (v1, or v2), or skip."""
+    name = f"drover-test-cpus-{os.getpid()}"
+    try:
+        if os.path.exists("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"):
+            d = os.path.join("/sys/fs/cgroup/cpu", name)
+            os.mkdir(d)
+            with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+                f.write("100000")
+            with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+                f.write(str(quota_us))
+            return d
+        if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            d = os.path.join("/sys/fs/cgroup", name)
+            os.mkdir(d)
+            with open(os.path.join(d, "cpu.max"), "w") as f:
+                f.write(f"{quota_us} 100000")
+            return d
+    except OSError as e:
+        pytest.skip(f"cannot make a CPU-limited cgroup: {e}")
+    pytest.skip("no cgroup cpu controller mounted")
+
+
 def test_attach_reads_the_targets_cgroup():
-    cg = make_cgroup()  # 0.2 CPU, or skip
+    # 0.05 CPU: throttled even when other tests leave it little CPU
+    cg = make_cgroup(5000)
     procs = os.path.join(cg, "cgroup.procs")
 
     def enter():
@@ -52,13 +76,13 @@ def test_attach_reads_the_targets_cgroup():
 
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=enter)
     try:
-        r = subprocess.run([DROVER_BIN, "doctor", "--attach", str(burner.pid), "--seconds", "4",
+        r = subprocess.run([DROVER_BIN, "doctor", "--attach", str(burner.pid), "--seconds", "5",
                             "--json"], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
         fs = {f["kind"]: f for f in json.loads(r.stdout)["findings"]}
         f = fs.get("cpu_throttled")
         assert f, (r.stdout, r.stderr)
-        assert f["evidence"].startswith("CPU quota 0.20 CPUs; "), f
+        assert f["evidence"].startswith("CPU quota 0.05 CPUs; "), f
         assert f["change"].startswith("workers = 1 (fits the quota)"), f
     finally:
         burner.send_signal(signal.SIGKILL)
