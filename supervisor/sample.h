@@ -137,6 +137,7 @@ struct sampler {
 	uint64_t pass_sum_ns;
 	struct taskstats_sock ts; /* fd -1: per-thread /proc files for every thread */
 	int ts_error; /* why taskstats is not used (-errno), 0 if it is */
+	bool ts_used; /* the last pass took thread totals from taskstats */
 	unsigned detail_next; /* slot where the next pass's per-thread reads start */
 	uint64_t cpu_ns_total; /* CPU spent sampling since start */
 	double cost_us_per_worker; /* CPU per worker per pass, last pass */

@@ -577,7 +577,8 @@ static void sample_workers(struct sampler *s, const struct pool *p, const struct
 {
 	struct stats_hist acc;
 	bool detail[SB_MAX_SLOTS];
-	plan_detail(s, p, s->ts.fd >= 0 ? c->sample_thread_budget : 0, detail);
+	s->ts_used = s->ts.fd >= 0 && c->sample_thread_budget > 0;
+	plan_detail(s, p, s->ts_used ? c->sample_thread_budget : 0, detail);
 	unsigned smaps_left = smaps_budget(p, c);
 	stats_pool_begin(&s->pool, &acc);
 	s->stall = s->stall_retired;
@@ -593,7 +594,7 @@ static void sample_workers(struct sampler *s, const struct pool *p, const struct
 		struct sample_opts o = {
 			.smaps = smaps_left && (fresh || now >= stale),
 			.smaps_if_moved = smaps_left && now >= v->p.smaps_due_ns,
-			.ts = s->ts.fd >= 0 && c->sample_thread_budget ? &s->ts : NULL,
+			.ts = s->ts_used ? &s->ts : NULL,
 			.detail = detail[i],
 			.ts_error = &s->ts_error,
 		};
