@@ -20,7 +20,6 @@ PEERS=${PEERS:-$ROOT/../shared/bench/peers.sh}
 APPS=$(cd "$(dirname "$PEERS")/apps" && pwd) || exit 2
 EX=$ROOT/contrib/examples
 DROVER=$BUILD/supervisor/drover
-PORT=${PORT:-18800}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 declare -A PRIV
@@ -38,7 +37,7 @@ measure() {
 
 run() { # NAME DIR COMMAND...
   local name=$1 dir=$2; shift 2
-  PORT=$((PORT + 1))
+  PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   local cmd=("${@//@PORT@/$PORT}")
   (cd "$dir" && exec "${cmd[@]}") >"$TMP/$name.log" 2>&1 &
   local pid=$! up=0

@@ -5,7 +5,7 @@
 # master's CPU from /proc/PID/stat over SECONDS and reads the sampler's own
 # pass figures (wall time of the last and the slowest pass, and its CPU).
 # Usage: contrib/bench/sampler_scale.sh [WORKERS] [SECONDS]
-# Environment: DROVER_BUILD (default build), PORT (default 18700), THREADS (4),
+# Environment: DROVER_BUILD (default build), PORT (default: a free one), THREADS (4),
 #   SAMPLER_ARGS (extra drover flags, e.g. "--sample-per-thread all").
 # Prints one line "sampler_scale: ..." that contrib/bench/all.sh reads.
 set -euo pipefail
@@ -13,7 +13,7 @@ WORKERS=${1:-40}
 SECONDS_=${2:-20}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=$(cd "${DROVER_BUILD:-$ROOT/build}" && pwd)
-PORT=${PORT:-18700}
+PORT=${PORT:-$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 THREADS=${THREADS:-4}
 DIR=$(mktemp -d /tmp/drover-bench.XXXXXX)
 BIN=$BUILD/supervisor/drover
