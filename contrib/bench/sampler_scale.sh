@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 oncpu() { awk '{ print $1 }' "/proc/$1/schedstat"; } # ns on a CPU (the master has one thread)
-status() { "$BIN" ctl --pidfile "$DIR/drover.pid" --json status 2>/dev/null; }
+status() { "$BIN" ctl --pidfile "$DIR/drover.pid" --json status 2>/dev/null || true; }
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" | head -1; }
 
 ready=0
@@ -39,11 +39,11 @@ for _ in $(seq 600); do # every worker ready (Python start on a loaded host is s
 	[ "${ready:-0}" -ge "$WORKERS" ] && break
 	sleep 0.2
 done
-threads=$(for p in $(pgrep -P "$MASTER"); do awk '/^Threads/{print $2}' "/proc/$p/status"; done |
+threads=$(for p in $(pgrep -P "$MASTER"); do awk '/^Threads/{print $2}' "/proc/$p/status" || true; done |
 	awk '{ s += $1; n++ } END { printf "%.0f", n ? s / n : 0 }')
 echo "workers ready: ${ready:-0}/$WORKERS, threads per worker: $threads"
 sleep 3 # two passes so that every worker has a delta, and the first smaps reads are done
-metric() { "$BIN" ctl --pidfile "$DIR/drover.pid" metrics 2>/dev/null | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { { "$BIN" ctl --pidfile "$DIR/drover.pid" metrics 2>/dev/null || true; } | awk -v m="$1" '$1 == m { print $2 }'; }
 over0=$(metric 'drover_sampler_pass_seconds_bucket{le="0.01"}') n0=$(metric drover_sampler_pass_seconds_count)
 t0=$(oncpu "$MASTER") s0=$(date +%s.%N)
 sleep "$SECONDS_"
