@@ -605,6 +605,16 @@ static PyObject *load_locked(const struct drover_conf *conf, const char *spec, c
 	return load_callable(spec, err, errlen);
 }
 
+/* Standard modules only: importing them runs no code of the app's. */
+static const char *const warm_modules[] = {
+	"faulthandler", "os", "io", "re", "json", "socket", "ssl", "logging", "threading",
+	"datetime", "email.utils", "http.client", "http.cookies", "urllib.parse", "base64",
+	"hashlib", "hmac", "uuid", "decimal", "typing", "inspect", "functools", "collections",
+	"dataclasses", "contextlib", "tempfile", "mimetypes", "zlib", "weakref", "enum",
+	"string", "struct", "warnings", "locale", "calendar", "secrets", "ast", "dis",
+	"importlib.metadata", "argparse", "shlex", "textwrap", "pathlib", "urllib.request",
+};
+
 int app_python_warm(char *err, size_t errlen)
 {
 	if (Py_IsInitialized())
@@ -612,13 +622,17 @@ int app_python_warm(char *err, size_t errlen)
 	if (py_start(err, errlen) < 0)
 		return -1;
 	/* The adapter's own objects and modules (traceback, faulthandler)
-	 * depend on no setting: made once here, shared by every worker. */
+	 * depend on no setting: made once here, shared by every worker; and so
+	 * do the standard modules most web apps import, which gunicorn's master
+	 * has imported for itself before it forks (no app code runs here). */
 	PyGILState_STATE g = PyGILState_Ensure();
 	int r = py_setup_objects(err, errlen);
-	PyObject *fh = r == 0 ? PyImport_ImportModule("faulthandler") : NULL;
-	if (r == 0 && !fh)
-		PyErr_Clear();
-	Py_XDECREF(fh);
+	for (size_t i = 0; r == 0 && i < sizeof(warm_modules) / sizeof(warm_modules[0]); i++) {
+		PyObject *m = PyImport_ImportModule(warm_modules[i]);
+		if (!m)
+			PyErr_Clear(); /* a Python without it: the app will say */
+		Py_XDECREF(m);
+	}
 	PyGILState_Release(g);
 	warm = true;
 	return r;
