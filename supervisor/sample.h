@@ -68,6 +68,7 @@ struct worker_view {
 	uint32_t sb_state, inflight, connections;
 	/* scoreboard counters at the last read */
 	uint64_t requests, accepted, bytes_out, busy_ns, trims;
+	uint64_t smaps_trims; /* trims at the last smaps_rollup read */
 	uint64_t pass_requests, pass_busy_ns; /* at the last pass: the rates' base */
 	uint64_t status_class[6];
 	uint64_t heap_arena, heap_mmap, heap_in_use, heap_free;

@@ -234,6 +234,19 @@ static int read_threads_group(pid_t pid, struct proc_view *v, const struct sampl
 	return 0;
 }
 
+/* RSS has moved since the last smaps_rollup read by 1 MiB and 1%: the
+ * memory verdicts need a fresh one.  A worker whose RSS stands still keeps
+ * its figures a while longer (its Pss can still drift as siblings come and
+ * go: the caller bounds how long). */
+static bool rss_moved(const struct proc_view *v)
+{
+	if (!v->has_smaps || !v->proc.status.has_vm)
+		return true;
+	uint64_t a = v->smaps.rss_kb, b = v->proc.status.vm_rss_kb;
+	uint64_t d = a > b ? a - b : b - a;
+	return d >= 1024 && d * 100 >= a;
+}
+
 int sample_read_proc_opts(pid_t pid, struct proc_view *v, const struct sample_opts *o,
 			  char *buf, size_t cap)
 {
@@ -273,7 +286,8 @@ int sample_read_proc_opts(pid_t pid, struct proc_view *v, const struct sample_op
 		read_wchan(pid, v, buf, cap);
 	else
 		v->wchan[0] = '\0';
-	if (o->smaps || (o->smaps_missing && !v->has_smaps)) {
+	if (o->smaps || (o->smaps_missing && !v->has_smaps) ||
+	    (o->smaps_if_moved && rss_moved(v))) {
 		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
 		v->has_smaps = read_parse(path, buf, cap, parse_smaps_rollup_v, &v->smaps) == 0;
 		v->smaps_reads++;
@@ -546,10 +560,13 @@ static void plan_detail(struct sampler *s, const struct pool *p, long long budge
 }
 
 /* smaps_rollup costs in proportion to a worker's mappings: each worker is
- * read once per smaps_interval, at most a share of the pool per pass (and at
- * least 4), so that the reads spread over the interval instead of making
- * every smaps_interval-th pass the slow one.  The memory verdicts take a
- * point at each worker's own read (recycler.c). */
+ * read at most once per smaps_interval, and only if its RSS moved or its
+ * heap was trimmed since the last read (else after SMAPS_STALE_X more
+ * intervals), at most a share of the pool per pass (and at least 4), so that
+ * the reads spread over the interval instead of making every
+ * smaps_interval-th pass the slow one.  The memory verdicts take a point at
+ * each worker's own read (recycler.c). */
+#define SMAPS_STALE_X 3
 static unsigned smaps_budget(const struct pool *p, const struct drover_conf *c)
 {
 	double share = c->smaps_interval > 0 ? c->sample_interval / c->smaps_interval : 1;
@@ -575,8 +592,13 @@ static void sample_workers(struct sampler *s, const struct pool *p, const struct
 			continue;
 		}
 		bool fresh = v->p.pid != p->w[i].pid || !v->p.has_smaps;
+		/* due, and RSS moved or a trim happened since (or it is stale) */
+		bool due = now >= v->p.smaps_due_ns;
+		uint64_t stale = v->p.smaps_due_ns + (uint64_t)(SMAPS_STALE_X * c->smaps_interval * 1e9);
 		struct sample_opts o = {
-			.smaps = smaps_left && (fresh || now >= v->p.smaps_due_ns),
+			.smaps = smaps_left && (fresh || now >= stale ||
+						(due && v->trims != v->smaps_trims)),
+			.smaps_if_moved = smaps_left && due,
 			.ts = s->ts_used ? &s->ts : NULL,
 			.detail = detail[i],
 			.ts_error = &s->ts_error,
@@ -585,6 +607,7 @@ static void sample_workers(struct sampler *s, const struct pool *p, const struct
 		sample_worker(s, &p->w[i], v, &o, buf);
 		if (v->p.smaps_reads != smaps_before) {
 			smaps_left--;
+			v->smaps_trims = v->trims;
 			v->p.smaps_due_ns = now + (uint64_t)(c->smaps_interval * 1e9);
 		}
 		stallstat_add(&s->stall, &v->stall);

@@ -38,6 +38,7 @@ int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size
 struct sample_opts {
 	bool smaps; /* read smaps_rollup */
 	bool smaps_missing; /* ... or if there is no smaps read yet (a new process) */
+	bool smaps_if_moved; /* ... or if RSS moved since the last smaps read */
 	/* Non-NULL: a multi-threaded process's switch and CPU totals come from
 	 * taskstats, and its per-thread files are read only if detail is set.
 	 * A taskstats error goes to *ts_error (the /proc way is used instead). */
