@@ -82,6 +82,8 @@ static int setup(struct arbiter *a)
 			log_crit("%s", err);
 			return MASTER_EXIT_APP_LOAD;
 		}
+	} else if (worker_python_warm(c, err, sizeof(err)) < 0) {
+		log_warn("Python not started in the master (%s): each worker starts its own", err);
 	}
 	int r = arbiter_init(a);
 	if (r < 0) {

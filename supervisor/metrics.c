@@ -276,6 +276,25 @@ static void prom_histogram(struct mbuf *b, const struct sampler *s)
 	}
 }
 
+/* How long the master's loop was busy sampling, pass by pass: a pass that
+ * grows with the pool delays signals, the control socket and decisions. */
+static void prom_pass_histogram(struct mbuf *b, const struct sampler *s)
+{
+	const char *n = "drover_sampler_pass_seconds";
+	prom_head(b, n, "histogram", "Wall time of each sampling pass on the master's loop.");
+	uint64_t cum = 0;
+	char le[32];
+	for (size_t i = 0; i < SAMPLE_PASS_BUCKETS; i++) {
+		cum += s->pass_hist[i];
+		snprintf(le, sizeof(le), "le=\"%g\"", sample_pass_le_s[i]);
+		prom_plain(b, "drover_sampler_pass_seconds_bucket", le, (double)cum);
+	}
+	cum += s->pass_hist[SAMPLE_PASS_BUCKETS];
+	prom_plain(b, "drover_sampler_pass_seconds_bucket", "le=\"+Inf\"", (double)cum);
+	prom_plain(b, "drover_sampler_pass_seconds_sum", NULL, (double)s->pass_sum_ns / 1e9);
+	prom_plain(b, "drover_sampler_pass_seconds_count", NULL, (double)cum);
+}
+
 static void prom_master(struct mbuf *b, const struct sampler *s)
 {
 	const struct master_view *m = &s->master;
@@ -309,6 +328,7 @@ static void prom_master(struct mbuf *b, const struct sampler *s)
 	prom_plain(b, "drover_sampler_cpu_seconds_total", NULL, (double)s->cpu_ns_total / 1e9);
 	prom_head(b, "drover_sampler_last_pass_seconds", "gauge", "Wall time of the last sampling pass.");
 	prom_plain(b, "drover_sampler_last_pass_seconds", NULL, (double)s->last_pass_ns / 1e9);
+	prom_pass_histogram(b, s);
 }
 
 static void prom_listeners(struct mbuf *b, const struct sampler *s)

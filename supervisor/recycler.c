@@ -163,8 +163,8 @@ static void recycle_asked(struct recycler *r, struct pool *p, struct worker_rec 
 void recycler_tick(struct recycler *r, struct pool *p, struct sampler *s,
 		   const struct drover_conf *c, bool act_on, uint64_t now)
 {
-	/* A point per smaps read: between two, RSS is the same old figure. */
-	bool fresh = s->next_smaps_ns != r->last_smaps_due;
+	/* A point per smaps read of the worker (the sampler spreads them over
+	 * smaps_interval): between two, RSS is the same old figure. */
 	r->last_smaps_due = s->next_smaps_ns;
 	struct recycle_limits lim = {
 		.growth_limit = c->rss_growth_limit,
@@ -184,7 +184,9 @@ void recycler_tick(struct recycler *r, struct pool *p, struct sampler *s,
 			t->warmup_requests = (uint64_t)c->recycle_warmup_requests;
 			r->age_limit_ns[i] = age_limit(r, c);
 		}
-		if (fresh && v->p.has_smaps && v->sb_state != SB_BOOTING) {
+		bool read = v->p.smaps_reads != r->smaps_seen[i];
+		r->smaps_seen[i] = v->p.smaps_reads;
+		if (read && v->p.has_smaps && v->sb_state != SB_BOOTING) {
 			struct recycle_point pt = point_of(v, now);
 			recycle_observe(t, &pt, w->spawned_ns, lim.warmup_s);
 		}

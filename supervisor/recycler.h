@@ -18,6 +18,9 @@ struct recycler {
 	uint64_t started[RECYCLE_WHY_N]; /* graceful replaces begun, by reason */
 	struct recycle_track t[SB_MAX_SLOTS]; /* parallel to pool.w[] */
 	uint64_t last_smaps_due; /* the sampler's next_smaps_ns at the last tick */
+	/* each worker's smaps_rollup read count at the last tick: the sampler
+	 * spreads the reads over smaps_interval, a point per worker's own read */
+	uint64_t smaps_seen[SB_MAX_SLOTS];
 	uint64_t next_start_ns; /* jitter: no recycle starts before this */
 	uint64_t age_limit_ns[SB_MAX_SLOTS]; /* max_age + this worker's jitter; 0: none */
 	pid_t queued[SB_MAX_SLOTS]; /* recycle asked for this pid (ctl recycle all, URG) */

@@ -12,10 +12,14 @@
 #include "supervisor/sample_parse.h"
 #include "supervisor/stallstat.h"
 #include "supervisor/stats.h"
+#include "supervisor/taskstats.h"
 #include "workers/scoreboard.h"
 
 #define SAMPLE_MAX_LISTENERS 32
 #define SAMPLE_MAX_TASKS 4096 /* threads read per worker; more are not summed */
+#define SAMPLE_PASS_BUCKETS 8 /* sampler pass-duration histogram, bounds in sample_pass_le_s */
+static const double sample_pass_le_s[SAMPLE_PASS_BUCKETS] = {
+	0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5};
 
 struct task_buf {
 	struct task_sample *t;
@@ -39,6 +43,18 @@ struct proc_view {
 	bool has_smaps;
 	char wchan[64]; /* set only while in D state */
 	uint64_t cost_ns; /* wall time the last read of this process took */
+	/* The thread-group path (taskstats): totals now and at the last read;
+	 * the per-thread files are read only on this worker's turn (detail),
+	 * and their figures held until the next turn. */
+	bool has_ts, has_ts_prev;
+	struct ts_totals ts, ts_prev;
+	uint64_t detail_t_ns; /* time of the per-thread read in tasks[cur]; 0: none */
+	double detail_s; /* span of the last detail delta, s */
+	double detail_wait_s; /* run-queue wait per second over that span */
+	int detail_busiest_tid;
+	double detail_busiest_csw_s;
+	uint64_t smaps_due_ns; /* the next smaps_rollup read (spread over the interval) */
+	uint64_t smaps_reads; /* smaps_rollup reads of this process */
 };
 
 struct worker_view {
@@ -52,6 +68,7 @@ struct worker_view {
 	uint32_t sb_state, inflight, connections;
 	/* scoreboard counters at the last read */
 	uint64_t requests, accepted, bytes_out, busy_ns, trims;
+	uint64_t smaps_trims; /* trims at the last smaps_rollup read */
 	uint64_t pass_requests, pass_busy_ns; /* at the last pass: the rates' base */
 	uint64_t status_class[6];
 	uint64_t heap_arena, heap_mmap, heap_in_use, heap_free;
@@ -129,6 +146,13 @@ struct sampler {
 	long clk_tck, page_size;
 	uint64_t passes, last_host_ns;
 	uint64_t last_pass_ns, last_pass_cpu_ns; /* wall and CPU time of the last pass */
+	uint64_t max_pass_ns; /* the slowest pass since start, wall */
+	uint64_t pass_hist[SAMPLE_PASS_BUCKETS + 1]; /* passes by wall time (sample_pass_le_s), +Inf last */
+	uint64_t pass_sum_ns;
+	struct taskstats_sock ts; /* fd -1: per-thread /proc files for every thread */
+	int ts_error; /* why taskstats is not used (-errno), 0 if it is */
+	bool ts_used; /* the last pass took thread totals from taskstats */
+	unsigned detail_next; /* slot where the next pass's per-thread reads start */
 	uint64_t cpu_ns_total; /* CPU spent sampling since start */
 	double cost_us_per_worker; /* CPU per worker per pass, last pass */
 	uint64_t retired_requests; /* requests of workers gone since start */

@@ -67,7 +67,7 @@ static struct task_sample *task_slot(struct task_buf *tb)
 
 /* Every thread's status and schedstat.  A thread gone between readdir and
  * open is skipped: its switches simply stop counting. */
-static int read_tasks(pid_t pid, struct task_buf *tb, char *buf, size_t cap)
+static int read_tasks(pid_t pid, struct task_buf *tb, bool sched, char *buf, size_t cap)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
@@ -83,8 +83,10 @@ static int read_tasks(pid_t pid, struct task_buf *tb, char *buf, size_t cap)
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, tid);
 		if (read_parse(path, buf, cap, parse_proc_status_v, &ts.status) < 0)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, tid);
-		(void)read_parse(path, buf, cap, parse_schedstat_v, &ts.sched);
+		if (sched) {
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, tid);
+			(void)read_parse(path, buf, cap, parse_schedstat_v, &ts.sched);
+		}
 		struct task_sample *slot = task_slot(tb);
 		if (!slot)
 			break;
@@ -124,7 +126,7 @@ static int read_status_tasks(pid_t pid, struct proc_view *v, struct task_buf *tb
 						  .sched = v->proc.sched};
 		return 0;
 	}
-	r = read_tasks(pid, tb, buf, cap);
+	r = read_tasks(pid, tb, true, buf, cap);
 	v->proc.sched = (struct schedstat){0};
 	for (size_t i = 0; i < tb->n; i++) {
 		v->proc.sched.cpu_ns += tb->t[i].sched.cpu_ns;
@@ -141,7 +143,113 @@ static void reset_view(struct proc_view *v, pid_t pid)
 	*v = (struct proc_view){.pid = pid, .tasks = {t0, t1}};
 }
 
-int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size_t cap)
+/* The /proc way: every thread's files, deltas by tid against the last pass. */
+static int read_threads_proc(pid_t pid, struct proc_view *v, char *buf, size_t cap)
+{
+	unsigned next = v->valid ? v->cur ^ 1u : v->cur;
+	int r = read_status_tasks(pid, v, &v->tasks[next], buf, cap);
+	if (r < 0)
+		return r;
+	v->t_ns = sb_now_ns();
+	if (v->valid && (v->detail_t_ns == 0 || v->detail_t_ns == v->prev_t_ns)) {
+		struct task_buf *a = &v->tasks[v->cur], *b = &v->tasks[next];
+		sample_threads_aggregate(a->t, a->n, b->t, b->n, &v->agg);
+	} else {
+		v->agg = (struct thread_agg){0}; /* tasks[cur] is not the last pass's */
+	}
+	v->cur = next;
+	v->detail_t_ns = v->t_ns;
+	v->has_ts = v->has_ts_prev = false;
+	return 0;
+}
+
+/* This worker's turn on the thread-group path: its per-thread files, with
+ * deltas against its previous turn, for what only they tell (which thread
+ * switches most; run-queue wait when delay accounting is off). */
+static void read_detail(pid_t pid, struct proc_view *v, char *buf, size_t cap)
+{
+	unsigned next = v->cur ^ 1u;
+	struct task_buf *a = &v->tasks[v->cur], *b = &v->tasks[next];
+	b->n = 0;
+	/* With delay accounting taskstats has the run-queue wait already. */
+	if (read_tasks(pid, b, !v->ts.has_delay, buf, cap) < 0)
+		return;
+	uint64_t t = sb_now_ns();
+	if (v->detail_t_ns && t > v->detail_t_ns) {
+		struct thread_agg d;
+		double span = (double)(t - v->detail_t_ns) / 1e9;
+		sample_threads_aggregate(a->t, a->n, b->t, b->n, &d);
+		v->detail_s = span;
+		v->detail_wait_s = (double)d.wait_ns / 1e9 / span;
+		v->detail_busiest_tid = d.busiest_tid;
+		v->detail_busiest_csw_s = (double)d.busiest_csw / span;
+	}
+	v->cur = next;
+	v->detail_t_ns = t;
+}
+
+/* The interval's thread figures from two taskstats totals: the same sums
+ * the per-thread path makes, except that a thread which exited during the
+ * interval takes its switches with it (the total may step back: 0). */
+static void agg_from_totals(struct proc_view *v)
+{
+	const struct ts_totals *a = &v->ts_prev, *b = &v->ts;
+	struct thread_agg *g = &v->agg;
+	*g = (struct thread_agg){0};
+	if (!v->has_ts_prev)
+		return;
+	double el = (double)(v->t_ns - v->prev_t_ns) / 1e9;
+	bool delay = a->has_delay && b->has_delay;
+	g->vcsw = sample_delta(a->nvcsw, b->nvcsw);
+	g->ivcsw = sample_delta(a->nivcsw, b->nivcsw);
+	g->cpu_ns = delay ? sample_delta(a->run_ns, b->run_ns) : sample_delta(a->cpu_ns, b->cpu_ns);
+	g->wait_ns = delay ? sample_delta(a->delay_ns, b->delay_ns)
+			   : (uint64_t)(v->detail_wait_s * el * 1e9);
+	g->n_both = (unsigned)v->proc.stat.num_threads;
+	g->busiest_tid = v->detail_busiest_tid;
+	g->busiest_csw = (uint64_t)(v->detail_busiest_csw_s * el + 0.5);
+}
+
+/* The thread-group path: one taskstats message for all threads.  -errno
+ * from taskstats (the caller falls back to /proc). */
+static int read_threads_group(pid_t pid, struct proc_view *v, const struct sample_opts *o,
+			      char *buf, size_t cap)
+{
+	struct ts_totals t;
+	int r = taskstats_tgid(o->ts, pid, &t);
+	if (r < 0)
+		return r;
+	v->t_ns = sb_now_ns();
+	v->ts_prev = v->ts;
+	v->has_ts_prev = v->has_ts && v->valid;
+	v->ts = t;
+	v->has_ts = true;
+	v->proc.sched = (struct schedstat){
+		.cpu_ns = t.has_delay ? t.run_ns : t.cpu_ns,
+		.wait_ns = t.delay_ns,
+		.timeslices = t.cpu_count,
+	};
+	if (o->detail)
+		read_detail(pid, v, buf, cap);
+	agg_from_totals(v);
+	return 0;
+}
+
+/* RSS has moved since the last smaps_rollup read by 1 MiB and 1%: the
+ * memory verdicts need a fresh one.  A worker whose RSS stands still keeps
+ * its figures a while longer (its Pss can still drift as siblings come and
+ * go: the caller bounds how long). */
+static bool rss_moved(const struct proc_view *v)
+{
+	if (!v->has_smaps || !v->proc.status.has_vm)
+		return true;
+	uint64_t a = v->smaps.rss_kb, b = v->proc.status.vm_rss_kb;
+	uint64_t d = a > b ? a - b : b - a;
+	return d >= 1024 && d * 100 >= a;
+}
+
+int sample_read_proc_opts(pid_t pid, struct proc_view *v, const struct sample_opts *o,
+			  char *buf, size_t cap)
 {
 	char path[64];
 	struct proc_stat st;
@@ -155,31 +263,44 @@ int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size
 	v->prev = v->proc;
 	v->prev_t_ns = v->t_ns;
 	v->proc.stat = st;
-	unsigned next = v->valid ? v->cur ^ 1u : v->cur;
-	if ((r = read_status_tasks(pid, v, &v->tasks[next], buf, cap)) < 0)
+	r = -ENOSYS;
+	if (o->ts && st.num_threads > 1) {
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+		r = read_parse(path, buf, cap, parse_proc_status_v, &v->proc.status);
+		if (r < 0)
+			return r;
+		r = read_threads_group(pid, v, o, buf, cap);
+		if (r < 0 && o->ts_error)
+			*o->ts_error = r;
+	}
+	if (r < 0 && (r = read_threads_proc(pid, v, buf, cap)) < 0)
 		return r;
-	v->t_ns = sb_now_ns();
 	v->has_delta = v->valid;
 	if (v->valid) {
-		struct task_buf *a = &v->tasks[v->cur], *b = &v->tasks[next];
-		sample_threads_aggregate(a->t, a->n, b->t, b->n, &v->agg);
 		v->vcsw_total += v->agg.vcsw;
 		v->ivcsw_total += v->agg.ivcsw;
 		v->wait_ns_total += v->agg.wait_ns;
 	}
-	v->cur = next;
 	v->valid = true;
 	v->starttime = st.starttime;
 	if (st.state == 'D')
 		read_wchan(pid, v, buf, cap);
 	else
 		v->wchan[0] = '\0';
-	if (smaps || !v->has_smaps) { /* a new process gets its first read at once */
+	if (o->smaps || (o->smaps_missing && !v->has_smaps) ||
+	    (o->smaps_if_moved && rss_moved(v))) {
 		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
 		v->has_smaps = read_parse(path, buf, cap, parse_smaps_rollup_v, &v->smaps) == 0;
+		v->smaps_reads++;
 	}
 	v->cost_ns = sb_now_ns() - t0;
 	return 0;
+}
+
+int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size_t cap)
+{
+	struct sample_opts o = {.smaps = smaps, .smaps_missing = true};
+	return sample_read_proc_opts(pid, v, &o, buf, cap);
 }
 
 int sample_find_cgroup(struct host_view *h, pid_t pid, char *buf, size_t cap)
@@ -374,14 +495,14 @@ static void refresh_worker(struct sampler *s, const struct worker_rec *w, struct
 }
 
 static void sample_worker(struct sampler *s, const struct worker_rec *w, struct worker_view *v,
-			  bool smaps, char *buf)
+			  const struct sample_opts *o, char *buf)
 {
 	refresh_worker(s, w, v);
 	window_push(v);
 	uint64_t req0 = v->pass_requests, busy0 = v->pass_busy_ns;
 	v->pass_requests = v->requests;
 	v->pass_busy_ns = v->busy_ns;
-	if (sample_read_proc(w->pid, &v->p, smaps, buf, READ_BUF) < 0) {
+	if (sample_read_proc_opts(w->pid, &v->p, o, buf, READ_BUF) < 0) {
 		v->p.pid = w->pid; /* gone or unreadable: keep the scoreboard figures */
 		v->has_figures = false;
 		return;
@@ -419,9 +540,54 @@ static void sample_self(struct sampler *s, bool smaps, char *buf)
 	sample_proc_rates(&s->self.prev, &s->self.proc, el, s->clk_tck, &s->self_rates);
 }
 
-static void sample_workers(struct sampler *s, const struct pool *p, bool smaps, char *buf)
+/* Which workers read their per-thread files this pass: in turn from
+ * detail_next, up to budget threads (at least one worker), so that the
+ * per-thread figures of every worker are refreshed every few passes at a
+ * bounded cost per pass.  budget 0: all of them. */
+static void plan_detail(struct sampler *s, const struct pool *p, long long budget,
+			bool detail[SB_MAX_SLOTS])
+{
+	long long used = 0;
+	unsigned i = s->detail_next % SB_MAX_SLOTS, k;
+	for (k = 0; k < SB_MAX_SLOTS; k++, i = (i + 1) % SB_MAX_SLOTS) {
+		detail[i] = budget == 0;
+		if (!p->w[i].pid || budget == 0)
+			continue;
+		long n = s->w[i].p.pid == p->w[i].pid ? s->w[i].p.proc.stat.num_threads : 0;
+		n = n > 1 ? n : 1;
+		if (used && used + n > budget)
+			break;
+		detail[i] = true;
+		used += n;
+	}
+	for (; k < SB_MAX_SLOTS; k++, i = (i + 1) % SB_MAX_SLOTS)
+		detail[i] = false;
+	s->detail_next = i;
+}
+
+/* smaps_rollup costs in proportion to a worker's mappings: each worker is
+ * read at most once per smaps_interval, and only if its RSS moved or its
+ * heap was trimmed since the last read (else after SMAPS_STALE_X more
+ * intervals), at most a share of the pool per pass (and at least 4), so that
+ * the reads spread over the interval instead of making every
+ * smaps_interval-th pass the slow one.  The memory verdicts take a point at
+ * each worker's own read (recycler.c). */
+#define SMAPS_STALE_X 3
+static unsigned smaps_budget(const struct pool *p, const struct drover_conf *c)
+{
+	double share = c->smaps_interval > 0 ? c->sample_interval / c->smaps_interval : 1;
+	unsigned n = (unsigned)((double)pool_live(p) * share) + 1;
+	return n > 4 ? n : 4;
+}
+
+static void sample_workers(struct sampler *s, const struct pool *p, const struct drover_conf *c,
+			   uint64_t now, char *buf)
 {
 	struct stats_hist acc;
+	bool detail[SB_MAX_SLOTS];
+	s->ts_used = s->ts.fd >= 0 && c->sample_thread_budget > 0;
+	plan_detail(s, p, s->ts_used ? c->sample_thread_budget : 0, detail);
+	unsigned smaps_left = smaps_budget(p, c);
 	stats_pool_begin(&s->pool, &acc);
 	s->stall = s->stall_retired;
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
@@ -431,12 +597,37 @@ static void sample_workers(struct sampler *s, const struct pool *p, bool smaps, 
 				retire(s, v);
 			continue;
 		}
-		sample_worker(s, &p->w[i], v, smaps, buf);
+		bool fresh = v->p.pid != p->w[i].pid || !v->p.has_smaps;
+		/* due, and RSS moved or a trim happened since (or it is stale) */
+		bool due = now >= v->p.smaps_due_ns;
+		uint64_t stale = v->p.smaps_due_ns + (uint64_t)(SMAPS_STALE_X * c->smaps_interval * 1e9);
+		struct sample_opts o = {
+			.smaps = smaps_left && (fresh || now >= stale ||
+						(due && v->trims != v->smaps_trims)),
+			.smaps_if_moved = smaps_left && due,
+			.ts = s->ts_used ? &s->ts : NULL,
+			.detail = detail[i],
+			.ts_error = &s->ts_error,
+		};
+		uint64_t smaps_before = v->p.smaps_reads;
+		sample_worker(s, &p->w[i], v, &o, buf);
+		if (v->p.smaps_reads != smaps_before) {
+			smaps_left--;
+			v->smaps_trims = v->trims;
+			v->p.smaps_due_ns = now + (uint64_t)(c->smaps_interval * 1e9);
+		}
 		stallstat_add(&s->stall, &v->stall);
 		if (v->has_figures)
 			stats_pool_add(&s->pool, &acc, &v->fig, &v->window);
 	}
 	stats_pool_end(&s->pool, &acc);
+	/* No permission or no taskstats: every thread's files from now on. */
+	int e = s->ts_error;
+	if (s->ts.fd >= 0 && (e == -EPERM || e == -EACCES || e == -EOPNOTSUPP || e == -EINVAL)) {
+		log_info("sampler: taskstats unusable (%s): per-thread files for every thread",
+			strerror(-s->ts_error));
+		taskstats_close(&s->ts);
+	}
 }
 
 /* Usable CPUs: the quota's, or the workers' affinity if fewer (cpus.h). */
@@ -458,6 +649,17 @@ static uint64_t cpu_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static void pass_account(struct sampler *s, uint64_t ns)
+{
+	if (ns > s->max_pass_ns)
+		s->max_pass_ns = ns;
+	s->pass_sum_ns += ns;
+	size_t b = 0;
+	while (b < SAMPLE_PASS_BUCKETS && (double)ns / 1e9 > sample_pass_le_s[b])
+		b++;
+	s->pass_hist[b]++;
+}
+
 void sampler_pass(struct sampler *s, const struct pool *p, const struct listeners *ls,
 		  const char *state, const struct drover_conf *c, uint64_t now)
 {
@@ -473,11 +675,12 @@ void sampler_pass(struct sampler *s, const struct pool *p, const struct listener
 	sample_read_host(&s->host, buf, sizeof(buf));
 	sample_host_rates(&s->host, el);
 	read_listeners(s, ls);
-	sample_workers(s, p, smaps, buf);
+	sample_workers(s, p, c, now, buf);
 	pool_cpus(s);
 	sample_self(s, smaps, buf);
 	s->passes++;
 	s->last_pass_ns = sb_now_ns() - now;
+	pass_account(s, s->last_pass_ns);
 	s->last_pass_cpu_ns = cpu_now_ns() - cpu0;
 	s->cpu_ns_total += s->last_pass_cpu_ns;
 	/* Per worker: the pass's CPU (host and self reads included) shared out. */
@@ -497,6 +700,7 @@ struct sampler *sampler_new(void)
 	char buf[4096];
 	sample_find_cgroup(&s->host, 0, buf, sizeof(buf));
 	s->master.started_ns = sb_now_ns();
+	s->ts_error = taskstats_open(&s->ts);
 	return s;
 }
 
@@ -509,6 +713,7 @@ void sampler_free(struct sampler *s)
 			free(s->w[i].p.tasks[k].t);
 	for (int k = 0; k < 2; k++)
 		free(s->self.tasks[k].t);
+	taskstats_close(&s->ts);
 	free(s);
 }
 

@@ -33,7 +33,21 @@ void sampler_pass(struct sampler *s, const struct pool *p, const struct listener
 void sampler_worker_exited(struct sampler *s, const struct pool *p, const struct worker_rec *w);
 
 /* Thin readers (exposed for tests): 0 or -errno. */
+/* One process, every thread's files: the full /proc read (doctor --attach). */
 int sample_read_proc(pid_t pid, struct proc_view *v, bool smaps, char *buf, size_t cap);
+struct sample_opts {
+	bool smaps; /* read smaps_rollup */
+	bool smaps_missing; /* ... or if there is no smaps read yet (a new process) */
+	bool smaps_if_moved; /* ... or if RSS moved since the last smaps read */
+	/* Non-NULL: a multi-threaded process's switch and CPU totals come from
+	 * taskstats, and its per-thread files are read only if detail is set.
+	 * A taskstats error goes to *ts_error (the /proc way is used instead). */
+	struct taskstats_sock *ts;
+	bool detail;
+	int *ts_error;
+};
+int sample_read_proc_opts(pid_t pid, struct proc_view *v, const struct sample_opts *o,
+			  char *buf, size_t cap);
 int sample_read_host(struct host_view *h, char *buf, size_t cap);
 /* Point h at the cpu controller files of pid's cgroup (/proc/PID/cgroup;
  * pid 0: this process), read by sample_read_host from then on.  Returns

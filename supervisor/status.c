@@ -130,6 +130,8 @@ static void json_master(struct mbuf *b, const struct sampler *s)
 	jnum(b, "sampler_last_pass_us", (double)s->last_pass_ns / 1e3, true);
 	jnum(b, "sampler_last_pass_cpu_us", (double)s->last_pass_cpu_ns / 1e3, true);
 	jnum(b, "sampler_cost_us_per_worker", s->cost_us_per_worker, true);
+	jnum(b, "sampler_max_pass_us", (double)s->max_pass_ns / 1e3, true);
+	jstr(b, "sampler_threads_from", s->ts_used ? "taskstats" : "proc", true);
 	static const char *const why[RECYCLE_WHY_N] = RECYCLE_WHY_NAMES;
 	mbuf_put(b, ",\"recycled\":{", 13);
 	for (int k = 0; k < RECYCLE_WHY_N; k++) /* graceful replaces begun, by reason */
@@ -287,8 +289,9 @@ void status_table(const struct sampler *s, struct mbuf *out)
 			mbuf_printf(out, "listener %s: %u queued (limit %u)\n", s->l[i].name,
 				    s->l[i].queued, s->l[i].limit);
 	autoscale_show_table(s, out);
-	mbuf_printf(out, "sampler: %.0f us per pass, %.1f us CPU per worker\n",
-		    (double)s->last_pass_ns / 1e3, s->cost_us_per_worker);
+	mbuf_printf(out, "sampler: %.0f us per pass (max %.0f), %.1f us CPU per worker, threads from %s\n",
+		    (double)s->last_pass_ns / 1e3, (double)s->max_pass_ns / 1e3,
+		    s->cost_us_per_worker, s->ts_used ? "taskstats" : "/proc");
 	stallout_table(s, out);
 	mbuf_put(out, "\n", 1);
 	mbuf_printf(out, "%3s %7s %7s %-8s %c %9s %7s %7s %7s %7s %6s %6s %6s %7s %7s %4s %8s\n", "no",

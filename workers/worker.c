@@ -341,14 +341,25 @@ struct app *worker_preload_app(const struct drover_conf *conf, char *err, size_t
 	return app_load(conf, err, errlen);
 }
 
+int worker_python_warm(const struct drover_conf *conf, char *err, size_t errlen)
+{
+	if (conf->preload || !app_is_python(conf->app))
+		return 0;
+	return app_python_warm(err, errlen);
+}
+
 void worker_app_before_fork(struct app *preloaded)
 {
-	if (preloaded && preloaded->before_fork)
+	if (!preloaded)
+		app_python_warm_before_fork();
+	else if (preloaded->before_fork)
 		preloaded->before_fork(preloaded);
 }
 
 void worker_app_after_fork_parent(struct app *preloaded)
 {
-	if (preloaded && preloaded->after_fork_parent)
+	if (!preloaded)
+		app_python_warm_after_fork_parent();
+	else if (preloaded->after_fork_parent)
 		preloaded->after_fork_parent(preloaded);
 }

@@ -72,6 +72,11 @@ int worker_model_available(int worker_class);
 /* Load the app named by conf->app in the master (preload).  NULL with a
  * message in err (naming the file and dlerror(), or the Python traceback). */
 struct app *worker_preload_app(const struct drover_conf *conf, char *err, size_t errlen);
+/* Without preload, for a Python app: start the interpreter (not the app) in
+ * the master, so that its start-up heap is shared by the workers rather
+ * than private to each (see app_python_warm).  0 (also when there is
+ * nothing to do), or -1 with err: the workers then start their own. */
+int worker_python_warm(const struct drover_conf *conf, char *err, size_t errlen);
 /* The preloaded app's hooks around each fork of the master (an embedded
  * interpreter must be quiescent while the process is copied).  No-ops for
  * NULL or an app without them. */

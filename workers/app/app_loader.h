@@ -61,6 +61,16 @@ int app_python_config(const char *path, char *out, size_t outlen, char *err, siz
  * gunicorn.conf.py, run in an exec'd helper process; waits at most limit_s.
  * 0, or -1 if the hook raised, the helper failed or was killed. */
 int app_python_master_hook(const char *path, const char *name, double limit_s);
+/* Without preload the master may still start the Python interpreter (not
+ * the app) before it forks: the interpreter's start-up heap (some 3 MiB of
+ * module objects) is then shared copy-on-write by the workers instead of
+ * built privately in each, as gunicorn's and uWSGI's workers share their
+ * master's.  0, or -1 with err (the workers then start their own). */
+int app_python_warm(char *err, size_t errlen);
+/* Around each fork of a master that warmed Python: the interpreter must be
+ * quiescent while the process is copied.  No-ops otherwise. */
+void app_python_warm_before_fork(void);
+void app_python_warm_after_fork_parent(void);
 /* main() of `drover __python ...` (that helper).  Does not return on success. */
 int app_python_helper(int argc, char **argv);
 

@@ -30,6 +30,20 @@ int app_python_master_hook(const char *path, const char *name, double limit_s)
 	return -1;
 }
 
+int app_python_warm(char *err, size_t errlen)
+{
+	snprintf(err, errlen, "built without Python support");
+	return -1;
+}
+
+void app_python_warm_before_fork(void)
+{
+}
+
+void app_python_warm_after_fork_parent(void)
+{
+}
+
 int app_python_helper(int argc, char **argv)
 {
 	(void)argc;

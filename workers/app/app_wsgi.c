@@ -26,6 +26,7 @@ static bool py_ready; /* our types and objects are set up */
 static bool py_finalized;
 static bool in_fork; /* between before_fork and the after_fork hooks */
 static PyGILState_STATE fork_gil;
+static bool warm; /* the master started Python without an app (app_python_warm) */
 static pthread_t worker_thread; /* the thread that ran after_fork */
 
 /* ---- logging to fd 2 (the worker's error log), one write(2) a message ---- */
@@ -423,9 +424,25 @@ static PyGILState_STATE gil_ensure(void)
 
 /* ---- fork protocol and worker start ---- */
 
+/* gc.freeze() right before fork, as the gc module's documentation advises
+ * for fork without exec: the master's objects move to the permanent
+ * generation, so a worker's collections never write their gc headers and
+ * the pages holding them stay shared instead of being copied into every
+ * worker.  The master's own objects are long-lived anyway. */
+static void gc_freeze(void)
+{
+	PyObject *gc = PyImport_ImportModule("gc");
+	PyObject *r = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
+	if (!r)
+		PyErr_Clear();
+	Py_XDECREF(r);
+	Py_XDECREF(gc);
+}
+
 static void wsgi_before_fork(struct app *a)
 {
 	fork_gil = PyGILState_Ensure();
+	gc_freeze();
 	PyOS_BeforeFork();
 	in_fork = true;
 }
@@ -588,9 +605,64 @@ static PyObject *load_locked(const struct drover_conf *conf, const char *spec, c
 	return load_callable(spec, err, errlen);
 }
 
+/* Standard modules only: importing them runs no code of the app's. */
+static const char *const warm_modules[] = {
+	"faulthandler", "os", "io", "re", "json", "socket", "ssl", "logging", "threading",
+	"datetime", "email.utils", "http.client", "http.cookies", "urllib.parse", "base64",
+	"hashlib", "hmac", "uuid", "decimal", "typing", "inspect", "functools", "collections",
+	"dataclasses", "contextlib", "tempfile", "mimetypes", "zlib", "weakref", "enum",
+	"string", "struct", "warnings", "locale", "calendar", "secrets", "ast", "dis",
+	"importlib.metadata", "argparse", "shlex", "textwrap", "pathlib", "urllib.request",
+};
+
+int app_python_warm(char *err, size_t errlen)
+{
+	if (Py_IsInitialized())
+		return 0;
+	if (py_start(err, errlen) < 0)
+		return -1;
+	/* The adapter's own objects and modules (traceback, faulthandler)
+	 * depend on no setting: made once here, shared by every worker; and so
+	 * do the standard modules most web apps import, which gunicorn's master
+	 * has imported for itself before it forks (no app code runs here). */
+	PyGILState_STATE g = PyGILState_Ensure();
+	int r = py_setup_objects(err, errlen);
+	for (size_t i = 0; r == 0 && i < sizeof(warm_modules) / sizeof(warm_modules[0]); i++) {
+		PyObject *m = PyImport_ImportModule(warm_modules[i]);
+		if (!m)
+			PyErr_Clear(); /* a Python without it: the app will say */
+		Py_XDECREF(m);
+	}
+	PyGILState_Release(g);
+	warm = true;
+	return r;
+}
+
+void app_python_warm_before_fork(void)
+{
+	if (warm && py_pid == getpid() && !in_fork)
+		wsgi_before_fork(NULL);
+}
+
+void app_python_warm_after_fork_parent(void)
+{
+	if (warm && py_pid == getpid() && in_fork)
+		wsgi_after_fork_parent(NULL);
+}
+
 struct app *app_wsgi_load(const struct drover_conf *conf, const char *spec, char *err,
 			  size_t errlen)
 {
+	if (Py_IsInitialized() && py_pid != getpid() && in_fork) {
+		/* A worker of a master that warmed Python (no preload): fix the
+		 * interpreter up after fork before any Python code runs, then go
+		 * on as a worker that starts its own (GIL released). */
+		PyOS_AfterFork_Child();
+		py_pid = getpid();
+		in_fork = false;
+		warm = false;
+		PyGILState_Release(fork_gil);
+	}
 	if (py_finalized) {
 		snprintf(err, errlen, "Python was finalised in this process; cannot load %s", spec);
 		return NULL;
