@@ -72,19 +72,14 @@ bool sb_fair_to_accept(const struct scoreboard *sb, const struct sb_slot *me)
 	if (!sb)
 		return true;
 	uint32_t mine = atomic_load_explicit(&me->connections, memory_order_relaxed);
-	uint32_t lvl = atomic_load_explicit(&me->listening, memory_order_relaxed);
-	if (lvl == SB_ACCEPT_NONE)
-		lvl = SB_ACCEPT_FREE;
-	if (mine == 0 && lvl == SB_ACCEPT_FREE)
+	if (mine == 0)
 		return true;
 	uint32_t used = atomic_load_explicit(&sb->used, memory_order_acquire);
 	for (uint32_t i = 0; i < used && i < sb->nslots; i++) {
 		const struct sb_slot *o = &sb->slots[i];
-		uint32_t ol = o == me ? SB_ACCEPT_NONE : accept_level(o);
-		if (ol == SB_ACCEPT_NONE)
+		if (o == me || accept_level(o) == SB_ACCEPT_NONE)
 			continue;
-		uint32_t n = atomic_load_explicit(&o->connections, memory_order_relaxed);
-		if (n < mine || (n == mine && ol < lvl))
+		if (atomic_load_explicit(&o->connections, memory_order_relaxed) < mine)
 			return false;
 	}
 	return true;

@@ -126,13 +126,13 @@ enum sb_accept {
 	SB_ACCEPT_QUEUED = 2, /* a new client waits behind running requests */
 };
 
-/* Fair share of connections across workers: false if another accepting
- * worker offers a better place for the next connection -- fewer connections
- * than mine, or as many and a better level (mine is my own slot->listening;
- * NONE counts as FREE) -- so that a burst of keep-alive clients spreads over
+/* Fair share of connections across workers: false if another worker that
+ * accepts (any level but NONE, watching or deferring) holds fewer
+ * connections than me, so that a burst of keep-alive clients spreads over
  * the pool instead of piling on whichever worker the kernel wakes first.
- * Connections come first: they are the work a worker will have (the level
- * flickers with every request under load).  The worker with the best place
+ * The level does not break ties: it flickers with every request under load,
+ * and two workers each deferring to the other's better level of a moment
+ * ago would leave the listen queue to nobody.  The worker with the fewest
  * never defers, so one always accepts.  A few relaxed loads per call. */
 bool sb_fair_to_accept(const struct scoreboard *sb, const struct sb_slot *me);
 

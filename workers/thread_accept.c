@@ -49,6 +49,8 @@ static void publish_level_locked(struct tpool *tp)
 {
 	uint32_t lvl = accept_level_locked(tp);
 	if (lvl != tp->level) {
+		if (lvl == SB_ACCEPT_QUEUED) /* saturated from now: see peek() */
+			tp->sat_requests = sb_load(&tp->slot->requests);
 		tp->level = lvl;
 		atomic_store_explicit(&tp->slot->listening, lvl, memory_order_relaxed);
 	}
@@ -110,14 +112,17 @@ static void fair_recheck(struct tpool *tp, unsigned max_ms, uint64_t now)
 
 /* Saturated and still completing requests: take what waits in the listen
  * queues (see the top of the file), one connection at a time so that the
- * fair share is judged after each. */
+ * fair share is judged after each.  "Still completing": a request ended
+ * since the worker became saturated, so its threads cycle through clients;
+ * threads all held by long requests leave the queue alone. */
 static void peek(struct tpool *tp)
 {
 	const struct worker_args *a = tp->rt->args;
-	uint64_t done = sb_load(&tp->slot->requests);
-	bool moving = done != tp->peek_requests;
-	tp->peek_requests = done;
-	if (!moving || tp->deferring || __atomic_load_n(&tp->listening, __ATOMIC_RELAXED))
+	pthread_mutex_lock(&tp->mu);
+	bool go = tp->level == SB_ACCEPT_QUEUED && !tp->listening && !tp->deferring &&
+		  sb_load(&tp->slot->requests) != tp->sat_requests;
+	pthread_mutex_unlock(&tp->mu);
+	if (!go)
 		return;
 	for (size_t i = 0; i < a->nlisteners; i++) {
 		for (int n = 0; n < PEEK_BATCH; n++) {

@@ -52,7 +52,6 @@ struct tpool {
 	unsigned fair_wait_ms;
 	uint64_t pool_accepted;
 	uint64_t peek_ns; /* saturated: next look at the listen queues */
-	uint64_t peek_requests; /* slot->requests then: still completing any? */
 	/* Keep-alive connections above the fair share: that many end after
 	 * their next response (set by the poller, taken by request threads). */
 	_Atomic unsigned shed;
@@ -66,6 +65,7 @@ struct tpool {
 	bool listening; /* listen sockets in epfd */
 	bool deferring; /* another worker is a better place for new clients */
 	uint32_t level; /* enum sb_accept, as published in slot->listening */
+	uint64_t sat_requests; /* slot->requests when the level became QUEUED */
 	bool accept_paused; /* out of fds: stop accepting until the next tick */
 	bool draining, stopping;
 	bool chan_shut; /* end of the drain: the master sends no more */
