@@ -87,6 +87,8 @@ static void json_worker(struct mbuf *b, const struct sampler *s, const struct wo
 	jstr(b, "wchan", p->wchan, true);
 	jnum(b, "requests", (double)v->requests, true);
 	jnum(b, "inflight", v->inflight, true);
+	jnum(b, "connections", v->connections, true);
+	jnum(b, "accepted", (double)v->accepted, true);
 	json_rates(b, v);
 	jnum(b, "threads", p->valid ? (double)p->proc.stat.num_threads : NAN, true);
 	jnum(b, "vcsw_total", (double)p->vcsw_total, true);

@@ -58,6 +58,15 @@ void sb_release(struct sb_slot *slot)
 	atomic_store_explicit(&slot->state, SB_FREE, memory_order_release);
 }
 
+/* A worker that takes new connections now, and its level (0: none). */
+static uint32_t accept_level(const struct sb_slot *o)
+{
+	uint32_t st = atomic_load_explicit(&o->state, memory_order_relaxed);
+	if (st != SB_IDLE && st != SB_BUSY)
+		return SB_ACCEPT_NONE;
+	return atomic_load_explicit(&o->listening, memory_order_relaxed);
+}
+
 bool sb_fair_to_accept(const struct scoreboard *sb, const struct sb_slot *me)
 {
 	if (!sb)
@@ -68,14 +77,43 @@ bool sb_fair_to_accept(const struct scoreboard *sb, const struct sb_slot *me)
 	uint32_t used = atomic_load_explicit(&sb->used, memory_order_acquire);
 	for (uint32_t i = 0; i < used && i < sb->nslots; i++) {
 		const struct sb_slot *o = &sb->slots[i];
-		if (o == me || !atomic_load_explicit(&o->listening, memory_order_relaxed))
+		if (o == me || accept_level(o) == SB_ACCEPT_NONE)
 			continue;
-		uint32_t st = atomic_load_explicit(&o->state, memory_order_relaxed);
-		if ((st == SB_IDLE || st == SB_BUSY) &&
-		    atomic_load_explicit(&o->connections, memory_order_relaxed) < mine)
+		if (atomic_load_explicit(&o->connections, memory_order_relaxed) < mine)
 			return false;
 	}
 	return true;
+}
+
+uint64_t sb_pool_accepted(const struct scoreboard *sb)
+{
+	uint64_t n = 0;
+	if (!sb)
+		return 0;
+	uint32_t used = atomic_load_explicit(&sb->used, memory_order_acquire);
+	for (uint32_t i = 0; i < used && i < sb->nslots; i++)
+		n += atomic_load_explicit(&sb->slots[i].accepted, memory_order_relaxed);
+	return n;
+}
+
+uint32_t sb_excess_connections(const struct scoreboard *sb, const struct sb_slot *me)
+{
+	if (!sb)
+		return 0;
+	uint32_t mine = atomic_load_explicit(&me->connections, memory_order_relaxed);
+	uint32_t least = mine;
+	uint32_t used = atomic_load_explicit(&sb->used, memory_order_acquire);
+	for (uint32_t i = 0; i < used && i < sb->nslots; i++) {
+		const struct sb_slot *o = &sb->slots[i];
+		if (o == me || accept_level(o) == SB_ACCEPT_NONE)
+			continue;
+		uint32_t n = atomic_load_explicit(&o->connections, memory_order_relaxed);
+		if (n < least)
+			least = n;
+	}
+	/* Half the gap: moving that many evens the pair out, and several
+	 * workers above the same least one do not all empty themselves. */
+	return mine >= least + 2 ? (mine - least) / 2 : 0;
 }
 
 uint64_t sb_now_ns(void)

@@ -84,7 +84,7 @@ struct sb_slot {
 	_Atomic uint64_t accepted; /* connections */
 	_Atomic uint32_t inflight; /* requests being served now */
 	_Atomic uint32_t connections; /* open connections now */
-	_Atomic uint32_t listening; /* watching the listen sockets (thread/event) */
+	_Atomic uint32_t listening; /* enum sb_accept: would take a new connection */
 	_Atomic uint64_t bytes_out;
 	_Atomic uint64_t busy_ns; /* time spent serving requests */
 	_Atomic uint64_t status_class[6]; /* [1]=1xx .. [5]=5xx, [0]=other */
@@ -135,11 +135,37 @@ struct sb_slot *sb_claim(struct scoreboard *sb);
 void sb_release(struct sb_slot *slot);
 
 uint64_t sb_now_ns(void); /* CLOCK_MONOTONIC, vDSO: no syscall */
+
+/* slot->listening (thread and event models): whether, and how well, the
+ * worker would serve a new connection now.  A worker that holds back for
+ * fairness keeps publishing its level, so the others still count it. */
+enum sb_accept {
+	SB_ACCEPT_NONE = 0, /* full, draining, out of max_requests: takes nothing */
+	SB_ACCEPT_FREE = 1, /* a new client is served at once (a thread is free) */
+	SB_ACCEPT_QUEUED = 2, /* a new client waits behind running requests */
+};
+
 /* Fair share of connections across workers: false if another worker that
- * is accepting right now holds fewer connections than me, so that a burst of
- * keep-alive clients spreads over the pool instead of piling on whichever
- * worker the kernel wakes first.  A few relaxed loads per call. */
+ * accepts (any level but NONE, watching or deferring) holds fewer
+ * connections than me, so that a burst of keep-alive clients spreads over
+ * the pool instead of piling on whichever worker the kernel wakes first.
+ * The level does not break ties: it flickers with every request under load,
+ * and two workers each deferring to the other's better level of a moment
+ * ago would leave the listen queue to nobody.  The worker with the fewest
+ * never defers, so one always accepts.  A few relaxed loads per call. */
 bool sb_fair_to_accept(const struct scoreboard *sb, const struct sb_slot *me);
+
+/* Connections accepted by all workers so far (it changes when any worker
+ * accepts): a deferring worker looks at the fair share again soon after. */
+uint64_t sb_pool_accepted(const struct scoreboard *sb);
+
+/* Connections me should hand to the others: half the gap between mine and
+ * the fewest any other accepting worker holds, once that gap is 2 or more
+ * (a gap of 1 is as even as the count allows); 0 when balanced.  The thread
+ * model closes that many keep-alive connections after their next response,
+ * so that their clients reconnect, and the fair accept sends them to the
+ * worker with the fewest. */
+uint32_t sb_excess_connections(const struct scoreboard *sb, const struct sb_slot *me);
 
 /* Bucket index of a request duration. */
 unsigned sb_hist_bucket(uint64_t ns);

@@ -2,7 +2,8 @@
  * request threads, and the main thread as poller owning the listen sockets
  * and every idle keep-alive connection in one epoll set.  The listen sockets
  * are watched only while a request thread is free, so a busy worker leaves
- * new clients to the others instead of queueing them behind a slow request. */
+ * new clients to the others instead of queueing them behind a slow request
+ * (thread_accept.c: the fair share across workers, and overload). */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -22,28 +23,6 @@ const int thread_model_ready = 1;
 #define DRAIN_POLL_MS 20
 
 /* ---- with tp->mu held ---- */
-
-/* Watch the listen sockets only while a request thread is free and the
- * connection limit allows; DEL + ADD (not MOD: EPOLLEXCLUSIVE forbids it). */
-void tp_gate_locked(struct tpool *tp)
-{
-	bool want = !tp->draining && !tp->accept_paused && tp->nready + tp->busy < tp->nthreads &&
-		    tp->nconns < (unsigned)tp->conf->worker_connections &&
-		    req_budget_left(tp->rt->env.budget) &&
-		    sb_fair_to_accept(tp->rt->args->sb, tp->slot);
-	if (want == tp->listening)
-		return;
-	atomic_store_explicit(&tp->slot->listening, want, memory_order_relaxed);
-	const struct worker_args *a = tp->rt->args;
-	for (size_t i = 0; i < a->nlisteners; i++) {
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = i};
-		if (epoll_ctl(tp->epfd, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, a->listeners[i].fd,
-			      &ev) < 0)
-			wlog_error("epoll_ctl(%s, listener %s): %s", want ? "ADD" : "DEL",
-				   a->listeners[i].name, strerror(errno));
-	}
-	tp->listening = want;
-}
 
 void tp_set_state_locked(struct tpool *tp)
 {
@@ -195,6 +174,7 @@ static void housekeeping(struct tpool *tp, uint64_t now)
 	tp_gate_locked(tp);
 	tp_set_state_locked(tp);
 	pthread_mutex_unlock(&tp->mu);
+	tp_accept_tick(tp);
 }
 
 /* Connections closed by request threads: no event of theirs can come from
@@ -268,7 +248,8 @@ static void poll_loop(struct tpool *tp)
 	struct epoll_event ev[MAX_EVENTS];
 	for (;;) {
 		free_dead(tp);
-		int n = epoll_wait(tp->epfd, ev, MAX_EVENTS, tp->draining ? DRAIN_POLL_MS : wait_ms);
+		int timeout = tp->draining ? DRAIN_POLL_MS : tp_accept_timer(tp, wait_ms, sb_now_ns());
+		int n = epoll_wait(tp->epfd, ev, MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR) {
 			wlog_error("epoll_wait: %s", strerror(errno));
 			n = 0;

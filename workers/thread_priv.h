@@ -46,6 +46,15 @@ struct tpool {
 	unsigned nthreads;
 	struct tthread *th;
 	uint64_t drain_deadline_ns;
+	/* The poller's: when to look at the fair share again while deferring,
+	 * the wait between looks, and the pool's accept count at the last. */
+	uint64_t fair_check_ns;
+	unsigned fair_wait_ms;
+	uint64_t pool_accepted;
+	uint64_t peek_ns; /* saturated: next look at the listen queues */
+	/* Keep-alive connections above the fair share: that many end after
+	 * their next response (set by the poller, taken by request threads). */
+	_Atomic unsigned shed;
 
 	pthread_mutex_t mu; /* guards everything below */
 	pthread_cond_t cv; /* ready queue not empty, or stopping */
@@ -54,6 +63,9 @@ struct tpool {
 	struct tconn *dead; /* closed by request threads; freed by the poller */
 	unsigned nready, busy, nconns;
 	bool listening; /* listen sockets in epfd */
+	bool deferring; /* another worker is a better place for new clients */
+	uint32_t level; /* enum sb_accept, as published in slot->listening */
+	uint64_t sat_requests; /* slot->requests when the level became QUEUED */
 	bool accept_paused; /* out of fds: stop accepting until the next tick */
 	bool draining, stopping;
 	bool chan_shut; /* end of the drain: the master sends no more */
@@ -77,7 +89,20 @@ void tc_serve(struct tthread *t, struct tconn *tc);
 /* Close everything still open (end of the drain). */
 void tc_close_all(struct tpool *tp);
 
-/* thread.c: with tp->mu held. */
+/* thread_accept.c.  With tp->mu held: publish the accept level, and watch
+ * the listeners while a thread is free and no other worker is a better
+ * place (tp->deferring). */
 void tp_gate_locked(struct tpool *tp);
+/* Poller, mu not held: renew tp->deferring from the scoreboard. */
+void tp_check_fair(struct tpool *tp);
+/* Poller, at housekeeping: the fair verdict, and how many keep-alive
+ * connections to shed. */
+void tp_accept_tick(struct tpool *tp);
+/* Poller, before each wait: the fair re-check while deferring and the
+ * listen-queue peek while saturated, when due; returns wait_ms or less
+ * (milliseconds until the next is due). */
+int tp_accept_timer(struct tpool *tp, int wait_ms, uint64_t now);
+
+/* thread.c, with tp->mu held. */
 void tp_set_state_locked(struct tpool *tp);
 #endif

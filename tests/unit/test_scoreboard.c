@@ -115,9 +115,61 @@ static void test_fair_to_accept(void)
 	sb_unmap(sb);
 }
 
+/* Any level but NONE counts, watching or deferring; the level does not
+ * break ties (it flickers under load). */
+static void test_fair_levels(void)
+{
+	struct scoreboard *sb = sb_map(4);
+	struct sb_slot *a = sb_claim(sb), *b = sb_claim(sb);
+	sb_set_state(a, SB_IDLE);
+	sb_set_state(b, SB_BUSY);
+	atomic_store(&a->listening, SB_ACCEPT_FREE);
+	atomic_store(&b->listening, SB_ACCEPT_QUEUED);
+	atomic_store(&a->connections, 3);
+	atomic_store(&b->connections, 2);
+	CHECK(!sb_fair_to_accept(sb, a)); /* b has fewer, though saturated */
+	CHECK(sb_fair_to_accept(sb, b));
+	atomic_store(&b->connections, 3);
+	CHECK(sb_fair_to_accept(sb, a) && sb_fair_to_accept(sb, b)); /* a tie */
+	atomic_store(&b->listening, SB_ACCEPT_NONE); /* full: b takes nothing */
+	atomic_store(&b->connections, 0);
+	CHECK(sb_fair_to_accept(sb, a));
+	sb_unmap(sb);
+}
+
+static void test_excess_connections(void)
+{
+	struct scoreboard *sb = sb_map(4);
+	struct sb_slot *a = sb_claim(sb), *b = sb_claim(sb), *c = sb_claim(sb);
+	sb_set_state(a, SB_IDLE);
+	sb_set_state(b, SB_IDLE);
+	sb_set_state(c, SB_BOOTING);
+	atomic_store(&a->listening, SB_ACCEPT_FREE);
+	atomic_store(&b->listening, SB_ACCEPT_FREE);
+	atomic_store(&c->listening, SB_ACCEPT_FREE);
+	atomic_store(&a->connections, 50);
+	CHECK(sb_excess_connections(sb, a) == 25); /* half the gap to b's 0 */
+	CHECK(sb_excess_connections(sb, b) == 0);
+	atomic_store(&a->connections, 26);
+	atomic_store(&b->connections, 25);
+	CHECK(sb_excess_connections(sb, a) == 0); /* a gap of 1: as even as it gets */
+	atomic_store(&a->connections, 27);
+	CHECK(sb_excess_connections(sb, a) == 1);
+	atomic_store(&b->listening, SB_ACCEPT_NONE); /* b takes nothing: no one to give to */
+	CHECK(sb_excess_connections(sb, a) == 0);
+	CHECK(sb_excess_connections(NULL, a) == 0);
+	atomic_store(&b->listening, SB_ACCEPT_FREE);
+	atomic_fetch_add(&a->accepted, 5);
+	atomic_fetch_add(&b->accepted, 2);
+	CHECK(sb_pool_accepted(sb) == 7);
+	sb_unmap(sb);
+}
+
 int main(void)
 {
 	RUN(test_fair_to_accept);
+	RUN(test_fair_levels);
+	RUN(test_excess_connections);
 	RUN(test_claim_release);
 	RUN(test_claim_zeroes);
 	RUN(test_map_bounds);

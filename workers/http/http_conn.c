@@ -491,7 +491,7 @@ static void setup_exchange(struct http_conn *c, bool parsed)
 	c->dresp.server = c;
 	bool head = q->method.len == 4 && memcmp(q->method.ptr, "HEAD", 4) == 0;
 	bool ka = c->hp.keep_alive && c->env->keepalive_ok && c->env->conf->keepalive > 0 &&
-		  !last_response(c);
+		  !c->close_next && !last_response(c);
 	http_response_init(&c->resp, head, ka);
 	c->head_on_wire = c->continue_sent = c->client_gone = c->body_broken = false;
 	c->bytes_out = 0;

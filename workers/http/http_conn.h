@@ -98,6 +98,7 @@ struct http_conn {
 	bool body_buffered;
 	unsigned requests; /* served on this connection */
 	bool slot_held; /* a slot of env->budget is claimed for the next request */
+	bool close_next; /* the model asks: Connection: close on the next response */
 	uint64_t t_start; /* current request start (ns) */
 	uint64_t bytes_out; /* of the current response */
 	void *model_data; /* the model's own per-connection state */
