@@ -27,7 +27,7 @@ const int thread_model_ready = 1;
  * connection limit allows; DEL + ADD (not MOD: EPOLLEXCLUSIVE forbids it). */
 void tp_gate_locked(struct tpool *tp)
 {
-	bool want = !tp->draining && !tp->accept_paused && tp->nready + tp->busy < tp->nthreads &&
+	bool want = !tp->draining && sb_now_ns() >= tp->accept_paused_until_ns && tp->nready + tp->busy < tp->nthreads &&
 		    tp->nconns < (unsigned)tp->conf->worker_connections &&
 		    req_budget_left(tp->rt->env.budget) &&
 		    sb_fair_to_accept(tp->rt->args->sb, tp->slot);
@@ -191,7 +191,6 @@ static void housekeeping(struct tpool *tp, uint64_t now)
 	tc_sweep(tp, now);
 	stamp_heartbeat(tp, now);
 	pthread_mutex_lock(&tp->mu);
-	tp->accept_paused = false;
 	tp_gate_locked(tp);
 	tp_set_state_locked(tp);
 	pthread_mutex_unlock(&tp->mu);

@@ -54,7 +54,7 @@ struct tpool {
 	struct tconn *dead; /* closed by request threads; freed by the poller */
 	unsigned nready, busy, nconns;
 	bool listening; /* listen sockets in epfd */
-	bool accept_paused; /* out of fds: stop accepting until the next tick */
+	uint64_t accept_paused_until_ns; /* out of fds: not accepting before this */
 	bool draining, stopping;
 	bool chan_shut; /* end of the drain: the master sends no more */
 };
