@@ -25,17 +25,21 @@ static _Atomic uint64_t unlogged;
 uint64_t worker_accept_failed(struct sb_slot *slot, const char *listener, int err,
 			      uint64_t now_ns)
 {
-	sb_add(&slot->accept_errors[sb_accept_err_kind(err)], 1);
+	enum sb_accept_err kind = sb_accept_err_kind(err);
+	sb_add(&slot->accept_errors[kind], 1);
+	/* Anything else is the pending connection's own network error (accept(2):
+	 * "treat them like EAGAIN by retrying"): no reason to pause. */
+	uint64_t pause = kind == SB_AE_OTHER ? 0 : ACCEPT_PAUSE_NS;
 	uint64_t last = atomic_load_explicit(&last_log_ns, memory_order_relaxed);
 	if ((last && now_ns - last < LOG_EVERY_NS) ||
 	    !atomic_compare_exchange_strong(&last_log_ns, &last, now_ns)) {
 		atomic_fetch_add_explicit(&unlogged, 1, memory_order_relaxed);
-		return ACCEPT_PAUSE_NS;
+		return pause;
 	}
 	uint64_t more = atomic_exchange_explicit(&unlogged, 0, memory_order_relaxed);
 	wlog_error("accept(%s): %s: not accepting for %llu ms, serving the connections held "
 		   "(%llu more failures since the last line)",
-		   listener, strerror(err), (unsigned long long)(ACCEPT_PAUSE_NS / 1000000),
+		   listener, strerror(err), (unsigned long long)(pause / 1000000),
 		   (unsigned long long)more);
-	return ACCEPT_PAUSE_NS;
+	return pause;
 }

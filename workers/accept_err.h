@@ -17,8 +17,10 @@
  * ECONNABORTED or EINVAL, which the models handle themselves): count it in
  * slot->accept_errors and log it unless a line went out less than a second
  * ago (the next line says how many were not logged).  now_ns: CLOCK_MONOTONIC.
- * Returns the pause in ns before the worker accepts again.  Callable from
- * any thread of the worker. */
+ * Returns the pause in ns before the worker accepts again: ACCEPT_PAUSE_NS
+ * when out of fds or memory, 0 for the other errors (a network error of the
+ * pending connection: retry at once).  Callable from any thread of the
+ * worker. */
 uint64_t worker_accept_failed(struct sb_slot *slot, const char *listener, int err,
 			      uint64_t now_ns);
 #endif
