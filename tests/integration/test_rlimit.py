@@ -21,7 +21,7 @@ import pytest
 
 from conftest import free_port, get, wait_until
 from large_io import BIGBODY_SO
-from test_chaos import held_client_ports
+from test_chaos import _server_side_sockets, held_client_ports
 
 EMFILE_LINE = r"accept\([^)]*\): Too many open files"
 
@@ -39,9 +39,7 @@ def nfds(pid):
 
 def connection_fds(pid, port):
     """fd numbers of pid's TCP connections to our port (not the listener)."""
-    with open("/proc/net/tcp") as f:
-        inodes = {p[9] for p in (line.split() for line in list(f)[1:])
-                  if int(p[1].split(":")[1], 16) == port and p[3] != "0A"}
+    inodes = {ino for ino, _ in _server_side_sockets(port)}
     out = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
