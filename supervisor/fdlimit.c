@@ -21,7 +21,8 @@
 struct fdlimit_need fdlimit_need(const struct drover_conf *c, size_t nlisteners)
 {
 	struct fdlimit_need n;
-	unsigned long long conns = c->worker_class == WORKER_SYNC ? 1 : (unsigned long long)c->worker_connections;
+	unsigned long long conns =
+		c->worker_class == WORKER_SYNC ? 1 : (unsigned long long)c->worker_connections;
 	unsigned long long workers = (unsigned long long)c->workers;
 	if (c->autoscale) /* the ceiling, 0 meaning 4 x workers as autoscale.c reads it */
 		workers = c->max_workers > 0 ? (unsigned long long)c->max_workers : 4 * workers;
@@ -61,8 +62,8 @@ void fdlimit_prometheus(const struct sampler *s, struct mbuf *b)
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
 		const struct worker_view *v = &s->w[i];
 		for (unsigned k = 0; sample_live(v) && k < SB_AE_KINDS; k++)
-			mbuf_printf(b, "drover_accept_errors_total{worker=\"%u\",pid=\"%d\",errno=\"%s\"} %llu\n",
-				    v->no, (int)v->p.pid, sb_accept_err_name(k),
+			mbuf_printf(b, "drover_accept_errors_total{worker=\"%u\",pid=\"%d\","
+				       "errno=\"%s\"} %llu\n", v->no, (int)v->p.pid, sb_accept_err_name(k),
 				    (unsigned long long)v->accept_errors[k]);
 	}
 	static const char *const srv[CTLSRV_KINDS] = {"control", "metrics"};
@@ -71,7 +72,7 @@ void fdlimit_prometheus(const struct sampler *s, struct mbuf *b)
 		       "# TYPE drover_master_accept_errors_total counter\n");
 	for (unsigned j = 0; j < CTLSRV_KINDS; j++)
 		for (unsigned k = 0; k < SB_AE_KINDS; k++)
-			mbuf_printf(b, "drover_master_accept_errors_total{server=\"%s\",errno=\"%s\"} %llu\n",
-				    srv[j], sb_accept_err_name(k),
+			mbuf_printf(b, "drover_master_accept_errors_total{server=\"%s\","
+				       "errno=\"%s\"} %llu\n", srv[j], sb_accept_err_name(k),
 				    (unsigned long long)s->master.accept_errors[j][k]);
 }

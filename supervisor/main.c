@@ -14,9 +14,9 @@
 #include "supervisor/arbiter.h"
 #include "supervisor/cli.h"
 #include "supervisor/control.h"
-#include "supervisor/fdlimit.h"
 #include "supervisor/ctl.h"
 #include "supervisor/doctor_attach.h"
+#include "supervisor/fdlimit.h"
 #include "supervisor/log.h"
 #include "supervisor/metrics_http.h"
 #include "supervisor/proctitle.h"
@@ -50,8 +50,8 @@ static void raise_fd_limit(const struct drover_conf *c, size_t nlisteners)
 		log_warn("open files: need %llu (worker: %llu with worker_connections %lld; master: "
 			 "%llu), but the hard RLIMIT_NOFILE is %llu: raised the soft limit to %llu; "
 			 "raise the hard limit (LimitNOFILE= in the unit, ulimit -Hn) or lower "
-			 "worker_connections or backlog", n.want, n.worker, c->worker_connections, n.master,
-			 r.hard, r.soft);
+			 "worker_connections or backlog",
+			 n.want, n.worker, c->worker_connections, n.master, r.hard, r.soft);
 	else if (e < 0)
 		log_warn("open files: RLIMIT_NOFILE: %s", strerror(-e));
 	else if (r.soft != r.soft_before)

@@ -106,7 +106,8 @@ struct master_view {
 	unsigned target, live, booted;
 	uint64_t started_ns, now_ns;
 	double interval_s, smaps_interval_s;
-	uint64_t accept_errors[2][SB_AE_KINDS]; /* control socket, metrics listener */
+	/* accept() failures of the control socket [0] and metrics listener [1] */
+	uint64_t accept_errors[2][SB_AE_KINDS];
 };
 
 struct doctor_state; /* supervisor/doctor.h */

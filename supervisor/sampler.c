@@ -399,6 +399,7 @@ void sampler_refresh(struct sampler *s, const struct pool *p, const char *state,
 	m->now_ns = now;
 	m->interval_s = c->sample_interval;
 	m->smaps_interval_s = c->smaps_interval;
+	_Static_assert(sizeof(m->accept_errors) == sizeof(ctlsrv_accept_errors), "CTLSRV_KINDS");
 	memcpy(m->accept_errors, ctlsrv_accept_errors, sizeof(m->accept_errors));
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
 		struct worker_view *v = &s->w[i];

@@ -37,9 +37,13 @@ uint64_t worker_accept_failed(struct sb_slot *slot, const char *listener, int er
 		return pause;
 	}
 	uint64_t more = atomic_exchange_explicit(&unlogged, 0, memory_order_relaxed);
-	wlog_error("accept(%s): %s: not accepting for %llu ms, serving the connections held "
-		   "(%llu more failures since the last line)",
-		   listener, strerror(err), (unsigned long long)(pause / 1000000),
-		   (unsigned long long)more);
+	if (pause)
+		wlog_error("accept(%s): %s: not accepting for %llu ms, serving the connections "
+			   "held (%llu more failures since the last line)",
+			   listener, strerror(err), (unsigned long long)(pause / 1000000),
+			   (unsigned long long)more);
+	else
+		wlog_warn("accept(%s): %s (%llu more failures since the last line)", listener,
+			  strerror(err), (unsigned long long)more);
 	return pause;
 }

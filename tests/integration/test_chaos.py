@@ -30,7 +30,7 @@ import pytest
 
 from conftest import ECHO_SO, children_of, free_port, get, proc_stat, wait_until
 
-CHAOS_S = 30  # the issue says 30-60 s; 30 keeps three models within budget
+CHAOS_S = int(os.environ.get("DROVER_CHAOS_SECONDS", "30"))  # issue: 30-60 s; 30 fits the budget
 RATE = 60  # load requests started per second
 REQ_TIMEOUT = 20  # a load request slower than this counts as failed
 WORKERS = 3
