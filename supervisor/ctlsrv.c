@@ -35,7 +35,7 @@ static void client_close(struct ctl_client *c)
 			srv->c[i] = NULL;
 	free(c);
 	/* A slot is free again: let the clients waiting in the backlog in. */
-	if (!ev_is_active(&srv->io) && srv->fd >= 0)
+	if (!ev_is_active(&srv->io) && !ev_is_active(&srv->pause) && srv->fd >= 0)
 		ev_io_start(srv->loop, &srv->io);
 }
 
@@ -195,6 +195,39 @@ static void client_add(struct ctl_server *srv, int fd)
 	ev_timer_again(srv->loop, &c->idle);
 }
 
+uint64_t ctlsrv_accept_errors[CTLSRV_KINDS][SB_AE_KINDS];
+
+static void on_pause_end(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct ctl_server *srv = t->data;
+	(void)revents;
+	if (!server_full(srv))
+		ev_io_start(loop, &srv->io);
+}
+
+/* Out of fds (EMFILE, ENFILE) or kernel memory, the listening socket stays
+ * readable: retrying at once would spin the master's loop.  Stop watching it
+ * for CTLSRV_PAUSE_S (clients wait in the backlog meanwhile), count the
+ * failure, and log at most one line a second. */
+static void accept_failed(struct ctl_server *srv, int err)
+{
+	ctlsrv_accept_errors[srv->kind][sb_accept_err_kind(err)]++;
+	ev_io_stop(srv->loop, &srv->io);
+	ev_timer_stop(srv->loop, &srv->pause);
+	ev_timer_set(&srv->pause, CTLSRV_PAUSE_S, 0);
+	ev_timer_start(srv->loop, &srv->pause);
+	uint64_t now = (uint64_t)(ev_now(srv->loop) * 1e9);
+	if (srv->last_log_ns && now - srv->last_log_ns < 1000000000ull) {
+		srv->unlogged++;
+		return;
+	}
+	log_warn("%s: accept: %s: not accepting for %.0f ms (%llu more failures since the last "
+		 "line)", srv->what, strerror(err), CTLSRV_PAUSE_S * 1000,
+		 (unsigned long long)srv->unlogged);
+	srv->last_log_ns = now;
+	srv->unlogged = 0;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_server *srv = w->data;
@@ -211,7 +244,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 			    errno != ECONNABORTED)
-				log_warn("%s: accept: %s", srv->what, strerror(errno));
+				accept_failed(srv, errno);
 			return;
 		}
 		if (srv->check_peer && !peer_allowed(fd)) {
@@ -231,9 +264,12 @@ void ctl_server_start(struct ctl_server *srv, const struct ctl_server_conf *conf
 				   .what = conf->what, .fd = fd, .check_peer = conf->check_peer,
 				   .on_input = conf->on_input};
 	master_fds_add(srv->fds, fd);
+	srv->kind = strcmp(srv->what, "control") == 0 ? 0 : 1;
 	ev_io_init(&srv->io, on_accept, fd, EV_READ);
 	srv->io.data = srv;
 	ev_io_start(srv->loop, &srv->io);
+	ev_timer_init(&srv->pause, on_pause_end, CTLSRV_PAUSE_S, 0);
+	srv->pause.data = srv;
 }
 
 void ctl_server_stop(struct ctl_server *srv)
@@ -244,6 +280,7 @@ void ctl_server_stop(struct ctl_server *srv)
 		if (srv->c[i])
 			client_close(srv->c[i]);
 	ev_io_stop(srv->loop, &srv->io);
+	ev_timer_stop(srv->loop, &srv->pause);
 	master_fds_del(srv->fds, srv->fd);
 	close(srv->fd);
 	srv->loop = NULL;

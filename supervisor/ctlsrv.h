@@ -7,9 +7,11 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "supervisor/listen.h"
 #include "supervisor/mbuf.h"
+#include "workers/scoreboard.h"
 
 #define CTL_MAX_CLIENTS 16 /* more wait in the kernel's backlog */
 #define CTL_IN_CAP 4096 /* longest command line / HTTP request head */
@@ -45,6 +47,13 @@ struct ctl_server_conf {
 	ctl_input_fn on_input;
 };
 
+/* accept() failures of the master's servers since start, by server
+ * ([0] control socket, [1] metrics listener) and enum sb_accept_err; read by
+ * the sampler for /metrics. */
+#define CTLSRV_KINDS 2
+extern uint64_t ctlsrv_accept_errors[CTLSRV_KINDS][SB_AE_KINDS];
+#define CTLSRV_PAUSE_S 0.1 /* accepting stops this long after EMFILE and friends */
+
 struct ctl_server {
 	struct ev_loop *loop; /* NULL: not started */
 	struct master_fds *fds;
@@ -52,6 +61,9 @@ struct ctl_server {
 	const char *what;
 	int fd;
 	ev_io io;
+	ev_timer pause; /* out of fds: accepting resumes when it fires */
+	unsigned kind; /* index into ctlsrv_accept_errors */
+	uint64_t last_log_ns, unlogged; /* accept failures: one line a second */
 	bool check_peer;
 	ctl_input_fn on_input;
 	struct ctl_client *c[CTL_MAX_CLIENTS];

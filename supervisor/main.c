@@ -16,6 +16,7 @@
 #include "supervisor/control.h"
 #include "supervisor/ctl.h"
 #include "supervisor/doctor_attach.h"
+#include "supervisor/fdlimit.h"
 #include "supervisor/log.h"
 #include "supervisor/metrics_http.h"
 #include "supervisor/proctitle.h"
@@ -36,6 +37,26 @@ static int write_pidfile(const char *path)
 		return -1;
 	}
 	return 0;
+}
+
+/* Raise the soft RLIMIT_NOFILE as far as a worker or the master needs
+ * (the workers inherit it); say so when the hard limit is too low. */
+static void raise_fd_limit(const struct drover_conf *c, size_t nlisteners)
+{
+	struct fdlimit_need n = fdlimit_need(c, nlisteners);
+	struct fdlimit_result r;
+	int e = fdlimit_raise(n.want, &r);
+	if (e == -ERANGE)
+		log_warn("open files: need %llu (worker: %llu with worker_connections %lld; master: "
+			 "%llu), but the hard RLIMIT_NOFILE is %llu: raised the soft limit to %llu; "
+			 "raise the hard limit (LimitNOFILE= in the unit, ulimit -Hn) or lower "
+			 "worker_connections or backlog",
+			 n.want, n.worker, c->worker_connections, n.master, r.hard, r.soft);
+	else if (e < 0)
+		log_warn("open files: RLIMIT_NOFILE: %s", strerror(-e));
+	else if (r.soft != r.soft_before)
+		log_info("open files: soft RLIMIT_NOFILE raised from %llu to %llu (hard %llu)",
+			 r.soft_before, r.soft, r.hard);
 }
 
 static int setup(struct arbiter *a)
@@ -69,6 +90,7 @@ static int setup(struct arbiter *a)
 		log_error("%s", err);
 		return MASTER_EXIT_ERROR;
 	}
+	raise_fd_limit(c, a->ls.n);
 	struct scoreboard *sb = sb_map(SB_MAX_SLOTS);
 	if (!sb) {
 		log_crit("cannot map the scoreboard: %s", strerror(errno));

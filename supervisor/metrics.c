@@ -13,6 +13,7 @@
 
 #include "drover_config.h"
 #include "supervisor/autoscale_show.h"
+#include "supervisor/fdlimit.h"
 #include "supervisor/recycle.h"
 #include "supervisor/sample.h"
 
@@ -443,5 +444,6 @@ void metrics_prometheus(const struct sampler *s, struct mbuf *out)
 	stallout_prometheus(s, out);
 	doctor_prometheus(s->doctor, out);
 	autoscale_show_prom(s, out);
+	fdlimit_prometheus(s, out);
 }
 

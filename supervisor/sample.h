@@ -73,6 +73,7 @@ struct worker_view {
 	uint64_t status_class[6];
 	uint64_t heap_arena, heap_mmap, heap_in_use, heap_free;
 	uint64_t py_arena, py_blocks; /* pymalloc (Python workers), scoreboard */
+	uint64_t accept_errors[SB_AE_KINDS]; /* by enum sb_accept_err, scoreboard */
 	/* the memory verdict (recycle.c), set by the arbiter's tick */
 	struct {
 		int verdict; /* enum recycle_verdict */
@@ -135,6 +136,8 @@ struct master_view {
 	uint64_t started_ns, now_ns;
 	double interval_s, smaps_interval_s;
 	uint64_t recycled[RECYCLE_WHY_N]; /* graceful replaces the recycler began, by reason */
+	/* accept() failures of the control socket [0] and metrics listener [1] */
+	uint64_t accept_errors[2][SB_AE_KINDS];
 };
 
 struct doctor_state; /* supervisor/doctor.h */

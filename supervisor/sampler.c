@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "supervisor/ctlsrv.h"
 #include "supervisor/log.h"
 #include "supervisor/pool.h"
 
@@ -422,6 +423,8 @@ static void copy_slot(struct worker_view *v, struct sb_slot *sl)
 	stallstat_read(&v->stall, sl, sb_now_ns());
 	v->py_arena = sb_load(&sl->py_arena_bytes);
 	v->py_blocks = sb_load(&sl->py_blocks);
+	for (int k = 0; k < SB_AE_KINDS; k++)
+		v->accept_errors[k] = sb_load(&sl->accept_errors[k]);
 }
 
 /* Histogram delta over the window, then push the current snapshot.  A new
@@ -523,6 +526,8 @@ void sampler_refresh(struct sampler *s, const struct pool *p, const char *state,
 	m->now_ns = now;
 	m->interval_s = c->sample_interval;
 	m->smaps_interval_s = c->smaps_interval;
+	_Static_assert(sizeof(m->accept_errors) == sizeof(ctlsrv_accept_errors), "CTLSRV_KINDS");
+	memcpy(m->accept_errors, ctlsrv_accept_errors, sizeof(m->accept_errors));
 	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
 		struct worker_view *v = &s->w[i];
 		if (p->w[i].pid)

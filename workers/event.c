@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "workers/accept_err.h"
 #include "workers/event_priv.h"
 #include "workers/wlog.h"
 
@@ -20,7 +21,6 @@ const int event_model_ready = 1;
 #define MAX_EVENTS 64
 #define BACKEND_TAG UINT64_MAX /* epoll data of libev's fd in the wait set */
 #define CHAN_TAG (UINT64_MAX - 1) /* ... and of the hand-off channel */
-#define ACCEPT_PAUSE_NS 100000000ull /* after EMFILE and friends */
 #define LIBEV_MAX_PASSES 16 /* libev passes per wakeup (evw_dispatch) */
 
 /* Why the loop waits in its own epoll set rather than in libev: the listen
@@ -99,9 +99,11 @@ static bool evw_accept(struct ev_worker *w, size_t i)
 				atomic_store(&worker_draining, 1);
 				break;
 			}
-			wlog_error("accept4(%s): %s", l->name, strerror(errno));
-			/* EMFILE, ENOBUFS...: let connections close first. */
-			w->paused_until_ns = w->now_ns + ACCEPT_PAUSE_NS;
+			/* EMFILE, ENOBUFS...: let connections close first;
+			 * the ones held are served meanwhile. */
+			w->paused_until_ns = w->now_ns + worker_accept_failed(w->rt->args->slot,
+									      l->name, errno,
+									      w->now_ns);
 			evw_listen(w, false);
 			break;
 		}

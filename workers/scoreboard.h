@@ -7,6 +7,7 @@
 #define DROVER_SCOREBOARD_H
 
 #include <signal.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +20,11 @@
 #define SB_STALL_SITES 16 /* blocking sites counted per worker; more go to "other" */
 #define SB_SITE_LEN 120
 #define SB_STALL_BUCKETS 10 /* stall durations: see sb_stall_upper_s */
+
+/* accept() failures counted per kind (accept_errors[]): out of fds in the
+ * process (EMFILE) or the system (ENFILE), out of kernel memory (ENOBUFS,
+ * ENOMEM), anything else. */
+enum sb_accept_err { SB_AE_EMFILE, SB_AE_ENFILE, SB_AE_NOMEM, SB_AE_OTHER, SB_AE_KINDS };
 
 enum sb_state {
 	SB_FREE = 0, /* slot unused */
@@ -116,6 +122,9 @@ struct sb_slot {
 	_Atomic uint32_t stall_now_site, stall_now_n;
 	struct sb_stall_site sites[SB_STALL_SITES + 1]; /* the last one is "other" */
 
+	/* accept() failures by enum sb_accept_err (workers/accept_err.c) */
+	_Atomic uint64_t accept_errors[SB_AE_KINDS];
+
 	struct sb_thread threads[SB_MAX_THREADS];
 } __attribute__((aligned(64)));
 
@@ -166,6 +175,18 @@ uint64_t sb_pool_accepted(const struct scoreboard *sb);
  * so that their clients reconnect, and the fair accept sends them to the
  * worker with the fewest. */
 uint32_t sb_excess_connections(const struct scoreboard *sb, const struct sb_slot *me);
+/* The kind of an accept() errno, and its label ("EMFILE", ...). */
+static inline enum sb_accept_err sb_accept_err_kind(int err)
+{
+	return err == EMFILE ? SB_AE_EMFILE
+	     : err == ENFILE ? SB_AE_ENFILE
+	     : err == ENOBUFS || err == ENOMEM ? SB_AE_NOMEM : SB_AE_OTHER;
+}
+static inline const char *sb_accept_err_name(unsigned kind)
+{
+	static const char *const n[SB_AE_KINDS] = {"EMFILE", "ENFILE", "ENOBUFS", "other"};
+	return kind < SB_AE_KINDS ? n[kind] : "other";
+}
 
 /* Bucket index of a request duration. */
 unsigned sb_hist_bucket(uint64_t ns);

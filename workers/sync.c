@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "workers/accept_err.h"
 #include "workers/wlog.h"
 #include "workers/worker_priv.h"
 
@@ -35,9 +36,14 @@ static int sync_accept(struct worker_rt *rt, size_t *which, struct sockaddr_stor
 			atomic_store(&worker_draining, 1);
 			return -1;
 		}
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			wlog_error("accept: %s", strerror(errno));
-			usleep(100000); /* let connections close before retrying */
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		    errno != ECONNABORTED) {
+			/* EMFILE and friends: the socket stays readable, so poll
+			 * would return at once; wait for fds to free up instead
+			 * (the queued client stays for another worker). */
+			uint64_t ns = worker_accept_failed(a->slot, a->listeners[i].name, errno,
+							   sb_now_ns());
+			usleep((useconds_t)(ns / 1000));
 			return -1;
 		}
 	}

@@ -170,7 +170,6 @@ static void housekeeping(struct tpool *tp, uint64_t now)
 	tc_sweep(tp, now);
 	stamp_heartbeat(tp, now);
 	pthread_mutex_lock(&tp->mu);
-	tp->accept_paused = false;
 	tp_gate_locked(tp);
 	tp_set_state_locked(tp);
 	pthread_mutex_unlock(&tp->mu);

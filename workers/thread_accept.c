@@ -38,7 +38,7 @@
 /* How this worker would serve a new client now (enum sb_accept), mu held. */
 static uint32_t accept_level_locked(const struct tpool *tp)
 {
-	if (tp->draining || tp->accept_paused ||
+	if (tp->draining || sb_now_ns() < tp->accept_paused_until_ns ||
 	    tp->nconns >= (unsigned)tp->conf->worker_connections ||
 	    !req_budget_left(tp->rt->env.budget))
 		return SB_ACCEPT_NONE;

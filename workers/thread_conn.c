@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "workers/accept_err.h"
 #include "workers/thread_priv.h"
 #include "workers/wlog.h"
 
@@ -130,7 +131,7 @@ static void shut_by_poller(struct tpool *tp, struct tconn *tc, uint64_t now)
 	arm(tc);
 }
 
-static int accept_one(struct tpool *tp, int lfd)
+static int accept_one(struct tpool *tp, int lfd, const char *name)
 {
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
@@ -142,14 +143,15 @@ static int accept_one(struct tpool *tp, int lfd)
 		atomic_store(&worker_draining, 1);
 		return -1;
 	}
-	wlog_error("accept: %s", strerror(errno));
-	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-		/* The listener stays readable: stop watching it for a tick. */
-		pthread_mutex_lock(&tp->mu);
-		tp->accept_paused = true;
-		tp_gate_locked(tp);
-		pthread_mutex_unlock(&tp->mu);
-	}
+	/* EMFILE and friends: the listener stays readable, so stop watching
+	 * it for a while (housekeeping re-opens the gate); the connections
+	 * held are served meanwhile. */
+	uint64_t now = sb_now_ns();
+	uint64_t pause = worker_accept_failed(tp->slot, name, errno, now);
+	pthread_mutex_lock(&tp->mu);
+	tp->accept_paused_until_ns = now + pause;
+	tp_gate_locked(tp);
+	pthread_mutex_unlock(&tp->mu);
 	return -1;
 }
 
@@ -209,7 +211,7 @@ void tc_accept(struct tpool *tp, size_t which)
 	 * accepted anyway (the wake-up was ours; declining it would leave the
 	 * connection queued with no worker woken for it) and the gate closes. */
 	bool slot = req_budget_claim(tp->rt->env.budget);
-	int fd = accept_one(tp, l->fd);
+	int fd = accept_one(tp, l->fd, l->name);
 	if (fd >= 0)
 		tc_adopt(tp, fd, l, slot);
 	else if (slot)

@@ -66,7 +66,7 @@ struct tpool {
 	bool deferring; /* another worker is a better place for new clients */
 	uint32_t level; /* enum sb_accept, as published in slot->listening */
 	uint64_t sat_requests; /* slot->requests when the level became QUEUED */
-	bool accept_paused; /* out of fds: stop accepting until the next tick */
+	uint64_t accept_paused_until_ns; /* out of fds: not accepting before this */
 	bool draining, stopping;
 	bool chan_shut; /* end of the drain: the master sends no more */
 };
