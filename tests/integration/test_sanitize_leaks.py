@@ -16,6 +16,7 @@ import pytest
 
 from conftest import (DROVER_BIN, HELLO_SO, REPO, free_port, http, wait_until)
 
+EXAMPLES = os.path.join(REPO, "contrib", "examples")
 SUPP = os.path.join(REPO, "tests", "sanitize", "lsan.supp")
 
 
@@ -87,22 +88,32 @@ def master_report(logdir, pid):
         return f.read()
 
 
-@pytest.mark.parametrize("model", ["sync", "event"])
-def test_master_leak_free(drover, tmp_path, model):
+@pytest.mark.parametrize("model,app", [
+    ("sync", "so:" + HELLO_SO),
+    ("event", "so:" + HELLO_SO),
+    # CPython in the master too (preload): its own allocations must not
+    # show up as the master's leaks either
+    ("thread", "python:hello:app"),
+])
+def test_master_leak_free(drover, tmp_path, model, app):
     logdir = str(tmp_path)
     env = {
         # detect_leaks for this master (and so its forks; workers end with
-        # _exit, so only the master runs the exit-time check)
-        "ASAN_OPTIONS": f"detect_leaks=1:log_path={logdir}/lsan:"
+        # _exit, so only the master runs the exit-time check); atexit=1
+        # writes allocator stats at a normal exit: proof the check ran
+        "ASAN_OPTIONS": f"detect_leaks=1:atexit=1:log_path={logdir}/lsan:"
                         f"abort_on_error=0:allocator_may_return_null=1",
         "LSAN_OPTIONS": f"suppressions={SUPP}:print_suppressions=0",
+        "PYTHONMALLOC": "malloc",
     }
+    args = ["--preload"] if app.startswith("python:") else []
     mport = free_port()
-    d = drover("so:" + HELLO_SO, "-w", "2", "-k", model, "--metrics-bind", str(mport),
-               "--sample-interval", "0.2", env=env, wait_timeout=30)
+    d = drover(app, "-w", "2", "-k", model, "--metrics-bind", str(mport),
+               "--sample-interval", "0.2", *args, env=env, cwd=EXAMPLES, wait_timeout=30)
     leak_loop(d, mport, rounds=3)
     rc = d.stop(timeout=30)
     report = master_report(logdir, d.pid)
     assert "LeakSanitizer" not in report, report[-6000:]
     assert "ERROR" not in report, report[-6000:]
+    assert "Stats:" in report, f"no exit-time check ran in the master: {report[-2000:]!r}"
     assert rc == 0, f"master exit status {rc}; log:\n{d.log()[-3000:]}"
