@@ -103,6 +103,9 @@ def test_master_leak_free(drover, tmp_path, model, app):
         # writes allocator stats at a normal exit: proof the check ran
         "ASAN_OPTIONS": f"detect_leaks=1:atexit=1:log_path={logdir}/lsan:"
                         f"abort_on_error=0:allocator_may_return_null=1",
+        # the same log_path for UBSan: in clang's combined runtime the last
+        # options parsed (UBSAN_OPTIONS) set the one log_path of both
+        "UBSAN_OPTIONS": f"print_stacktrace=1:log_path={logdir}/lsan",
         "LSAN_OPTIONS": f"suppressions={SUPP}:print_suppressions=0",
         "PYTHONMALLOC": "malloc",
     }
