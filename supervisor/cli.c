@@ -247,14 +247,15 @@ static int parse_argv(struct cli *cli, int argc, char **argv, const struct optio
  * quoting ('..', "..", backslash), as gunicorn does with shlex.split. */
 static char **split_words(const char *s, int *argc)
 {
+	/* The vector and the words' bytes in one block: getopt_long permutes
+	 * the vector, so no entry of it can be trusted to point at the start
+	 * of a separate buffer when it is freed (found by tests/fuzz/fuzz_cli). */
 	size_t cap = strlen(s) + 2;
-	char **v = calloc(cap + 1, sizeof(*v)), *buf = malloc(strlen(s) + 1);
+	char **v = calloc(1, (cap + 1) * sizeof(*v) + strlen(s) + 1);
 	int n = 1;
-	if (!v || !buf) {
-		free(v);
-		free(buf);
+	if (!v)
 		return NULL;
-	}
+	char *buf = (char *)(v + cap + 1);
 	v[0] = "drover";
 	char *w = buf;
 	while (*s) {
@@ -276,16 +277,12 @@ static char **split_words(const char *s, int *argc)
 		}
 		*w++ = '\0';
 	}
-	if (n == 1)
-		free(buf); /* v[1] would be buf: nothing to keep */
 	*argc = n;
 	return v;
 }
 
-static void free_words(char **v, int argc)
+static void free_words(char **v)
 {
-	if (v && argc > 1)
-		free(v[1]);
 	free(v);
 }
 
@@ -330,7 +327,7 @@ void cli_free(struct cli *cli)
 		free(cli->ov[i].value);
 	free(cli->ov);
 	for (int i = 0; i < 2; i++) {
-		free_words(cli->words[i], cli->nwords[i]);
+		free_words(cli->words[i]);
 		cli->words[i] = NULL;
 	}
 	cli->ov = NULL;

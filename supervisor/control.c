@@ -255,47 +255,70 @@ static bool arg_fits(const struct control_cmd *k, const char *arg)
 						    k->args[n + 1] == ']');
 }
 
-static void dispatch(struct ctl_client *c, struct arbiter *ar, char *line)
+const struct control_cmd *control_parse(char *line, const char **argp, char *err, size_t errlen)
 {
 	char *save = NULL, *cmd = strtok_r(line, " \t", &save);
 	char *arg = strtok_r(NULL, " \t", &save), *extra = strtok_r(NULL, " \t", &save);
+	err[0] = '\0';
+	*argp = arg;
 	if (!cmd)
-		return; /* empty line: no answer */
+		return NULL; /* empty line: no answer */
 	const struct control_cmd *k = find_cmd(cmd);
 	if (extra) {
-		answer_error(c, "too many arguments to '%.64s'", cmd);
+		snprintf(err, errlen, "too many arguments to '%.64s'", cmd);
 	} else if (k && arg_fits(k, arg)) {
-		k->run(c, ar, arg);
+		return k;
 	} else {
-		char list[512], msg[600];
+		char list[512];
 		control_cmd_list(list, sizeof(list));
-		snprintf(msg, sizeof(msg), "unknown command '%.64s' (%s)", cmd, list);
-		answer_error(c, "%s", msg);
+		snprintf(err, errlen, "unknown command '%.64s' (%s)", cmd, list);
 	}
+	return NULL;
+}
+
+static void dispatch(struct ctl_client *c, struct arbiter *ar, char *line)
+{
+	char err[600];
+	const char *arg;
+	const struct control_cmd *k = control_parse(line, &arg, err, sizeof(err));
+	if (k)
+		k->run(c, ar, arg);
+	else if (err[0])
+		answer_error(c, "%s", err);
+}
+
+int control_take_line(const char *in, size_t inlen, size_t cap, bool eof, char *line, size_t *used)
+{
+	const char *nl = memchr(in, '\n', inlen);
+	size_t len;
+	if (nl)
+		len = (size_t)(nl - in);
+	else if (inlen && eof)
+		len = inlen; /* the last line, without its newline */
+	else if (inlen >= cap)
+		return -1;
+	else
+		return 0;
+	memcpy(line, in, len);
+	line[len] = '\0';
+	if (len && line[len - 1] == '\r')
+		line[len - 1] = '\0';
+	*used = nl ? len + 1 : len;
+	return 1;
 }
 
 static void control_input(struct ctl_server *srv, struct ctl_client *c)
 {
-	char *nl = memchr(c->in, '\n', c->inlen);
-	size_t len;
-	if (nl) {
-		len = (size_t)(nl - c->in);
-	} else if (c->inlen == CTL_IN_CAP || (c->eof && c->inlen)) {
-		if (!c->eof) {
-			answer_error(c, "line longer than %s bytes", "4095");
-			c->close_after = true;
-			return;
-		}
-		len = c->inlen; /* the last line, without its newline */
-	} else {
-		return;
-	}
 	char line[CTL_IN_CAP + 1];
-	memcpy(line, c->in, len);
-	line[len] = '\0';
-	if (len && line[len - 1] == '\r')
-		line[len - 1] = '\0';
-	ctl_client_consume(c, nl ? len + 1 : len);
+	size_t used;
+	int rc = control_take_line(c->in, c->inlen, CTL_IN_CAP, c->eof, line, &used);
+	if (rc < 0) {
+		answer_error(c, "line longer than %s bytes", "4095");
+		c->close_after = true;
+	}
+	if (rc <= 0)
+		return;
+	ctl_client_consume(c, used);
 	dispatch(c, srv->ctx, line);
 }
 

@@ -4,6 +4,7 @@
 #ifndef DROVER_CONTROL_H
 #define DROVER_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct arbiter;
@@ -20,6 +21,17 @@ extern const struct control_cmd control_cmds[];
 extern const size_t control_ncmds;
 /* "status [table], metrics, workers N, ..." into buf. */
 void control_cmd_list(char *buf, size_t cap);
+
+/* The protocol, pure (tests/fuzz/fuzz_control.c drives these two).
+ * Take the next line from in[0..inlen) (not NUL-terminated; cap: the input
+ * buffer's size; eof: the peer shut its side, so a last line needs no
+ * newline).  1: line (room for inlen + 1 bytes) holds it without its "\n" or
+ * "\r\n" and *used the bytes to consume; 0: more bytes needed; -1: a full
+ * buffer without a newline (the caller answers an error and closes). */
+int control_take_line(const char *in, size_t inlen, size_t cap, bool eof, char *line, size_t *used);
+/* Split line in place: the command of the table, with its argument in *arg
+ * (NULL: none), or NULL with why in err ("" for an empty line: no answer). */
+const struct control_cmd *control_parse(char *line, const char **arg, char *err, size_t errlen);
 
 /* The control socket's path: the control option, else beside the pidfile
  * (X.pid -> X.ctl, other names get ".ctl" appended), else "" (none). */

@@ -43,37 +43,81 @@ static void respond_text(struct ctl_client *c, int status, const char *reason, c
 	mbuf_free(&b);
 }
 
-/* Route one request line: "METHOD TARGET HTTP/1.x". */
-static void route(struct ctl_client *c, struct arbiter *ar, char *line)
+/* The request line "METHOD TARGET HTTP/1.x", split in place. */
+static void parse_line(char *line, struct metrics_req *r)
 {
 	char *save = NULL, *method = strtok_r(line, " ", &save);
 	char *target = strtok_r(NULL, " ", &save), *version = strtok_r(NULL, " \r", &save);
 	if (!method || !target || !version || strncmp(version, "HTTP/1.", 7) != 0) {
-		respond_text(c, 400, "Bad Request", "bad request\n");
+		*r = (struct metrics_req){MR_TEXT, 400, "Bad Request", "bad request\n", false};
 		return;
 	}
 	bool head = strcmp(method, "HEAD") == 0;
 	if (!head && strcmp(method, "GET") != 0) {
-		respond_text(c, 405, "Method Not Allowed", "GET or HEAD only\n");
+		*r = (struct metrics_req){MR_TEXT, 405, "Method Not Allowed", "GET or HEAD only\n", false};
 		return;
 	}
 	target[strcspn(target, "?")] = '\0'; /* no query parameters are used */
+	r->head = head;
+	if (strcmp(target, "/metrics") == 0)
+		r->route = MR_METRICS;
+	else if (strcmp(target, "/status.json") == 0)
+		r->route = MR_STATUS;
+	else if (strcmp(target, "/") == 0)
+		*r = (struct metrics_req){MR_TEXT, 200, "OK", "drover metrics: /metrics /status.json\n", head};
+	else
+		*r = (struct metrics_req){MR_TEXT, 404, "Not Found", "not found: /metrics or /status.json\n", head};
+}
+
+void metrics_http_parse(const char *in, size_t inlen, size_t cap, bool eof, struct metrics_req *r)
+{
+	*r = (struct metrics_req){MR_MORE, 0, NULL, NULL, false};
+	/* RFC 9112 §2.2: a recipient may take a bare LF as the line terminator. */
+	const char *end = memmem(in, inlen, "\r\n\r\n", 4);
+	if (!end)
+		end = memmem(in, inlen, "\n\n", 2);
+	if (!end) {
+		if (inlen >= cap)
+			*r = (struct metrics_req){MR_TEXT, 431, "Request Header Fields Too Large",
+						  "head too large\n", false};
+		else if (eof)
+			r->route = MR_CLOSE; /* gave up before a whole head */
+		return;
+	}
+	/* in holds no NUL terminator: the line ends at the first CR or LF,
+	 * which is at or before end (a NUL inside only cuts the line short) */
+	char line[256];
+	size_t len = 0;
+	while (len < (size_t)(end - in) && in[len] != '\r' && in[len] != '\n')
+		len++;
+	if (len >= sizeof(line)) {
+		*r = (struct metrics_req){MR_TEXT, 414, "URI Too Long", "request line too long\n", false};
+		return;
+	}
+	memcpy(line, in, len);
+	line[len] = '\0';
+	parse_line(line, r);
+}
+
+/* Answer a parsed request (r->route is neither MR_MORE nor MR_CLOSE). */
+static void route(struct ctl_client *c, struct arbiter *ar, const struct metrics_req *r)
+{
+	if (r->route == MR_TEXT) {
+		respond_text(c, r->status, r->reason, r->text);
+		return;
+	}
 	struct mbuf b;
 	mbuf_init(&b, CTL_OUT_MAX / 2);
 	arbiter_refresh_sample(ar);
-	if (strcmp(target, "/metrics") == 0) {
+	if (r->route == MR_METRICS) {
 		metrics_prometheus(ar->sampler, &b);
 		if (!b.failed)
-			respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &b, head);
-	} else if (strcmp(target, "/status.json") == 0) {
+			respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &b, r->head);
+	} else {
 		status_json(ar->sampler, &b);
 		mbuf_put(&b, "\n", 1);
 		if (!b.failed)
-			respond(c, 200, "OK", "application/json", &b, head);
-	} else if (strcmp(target, "/") == 0) {
-		respond_text(c, 200, "OK", "drover metrics: /metrics /status.json\n");
-	} else {
-		respond_text(c, 404, "Not Found", "not found: /metrics or /status.json\n");
+			respond(c, 200, "OK", "application/json", &b, r->head);
 	}
 	if (b.failed)
 		respond_text(c, 500, "Internal Server Error", "answer too large\n");
@@ -82,26 +126,16 @@ static void route(struct ctl_client *c, struct arbiter *ar, char *line)
 
 static void http_input(struct ctl_server *srv, struct ctl_client *c)
 {
-	char *end = memmem(c->in, c->inlen, "\r\n\r\n", 4);
-	if (!end)
-		end = memmem(c->in, c->inlen, "\n\n", 2);
-	if (!end) {
-		if (c->inlen == CTL_IN_CAP)
-			respond_text(c, 431, "Request Header Fields Too Large", "head too large\n");
-		else if (c->eof)
-			c->close_after = true; /* gave up before a whole head */
+	struct metrics_req r;
+	metrics_http_parse(c->in, c->inlen, CTL_IN_CAP, c->eof, &r);
+	if (r.route == MR_MORE)
+		return;
+	if (r.route == MR_CLOSE) {
+		c->close_after = true;
 		return;
 	}
-	char line[256];
-	size_t len = strcspn(c->in, "\r\n");
-	if (len >= sizeof(line)) {
-		respond_text(c, 414, "URI Too Long", "request line too long\n");
-		return;
-	}
-	memcpy(line, c->in, len);
-	line[len] = '\0';
 	c->inlen = 0; /* one request per connection: the rest is ignored */
-	route(c, srv->ctx, line);
+	route(c, srv->ctx, &r);
 }
 
 struct metrics_http *metrics_http_start(struct arbiter *ar)

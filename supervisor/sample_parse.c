@@ -232,12 +232,14 @@ static int stat_fields(struct cur *c, struct proc_stat *out)
 
 int parse_proc_stat(const char *text, size_t len, struct proc_stat *out)
 {
+	memset(out, 0, sizeof(*out));
+	if (!text)
+		return -EINVAL; /* and NULL + 0 below would be UB (UBSan, tests/run --sanitize) */
 	struct cur c = { text, text + complete_len(text, len) };
 	const char *open, *close;
 	uint64_t pid;
 	size_t n;
 
-	memset(out, 0, sizeof(*out));
 	if (take_u64(&c, &pid) < 0 || pid > INT_MAX || expect_word(&c, " (") < 0)
 		return -EINVAL;
 	/* comm may hold ')' and '\n'; the fields after it are all numbers. */

@@ -337,6 +337,8 @@ int http_response_add_header(struct http_response *r, const char *name, const ch
  * response; app header blocks are short. */
 static bool app_has(const struct http_buf *h, const char *name, size_t n)
 {
+	if (!h->data)
+		return false; /* no app header yet (and NULL + 0 is UB: fuzz_http_response) */
 	const char *s = h->data, *end = h->data + h->len;
 
 	while (s && s + n < end) {
