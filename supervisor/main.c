@@ -226,12 +226,15 @@ int main(int argc, char **argv)
 		announce(&ar, &cli);
 		/* From here on the master never exits on an error: it logs and goes on. */
 		rc = arbiter_run(&ar);
+		metrics_http_stop(mh);
+		control_stop(ctl);
 		arbiter_fini(&ar);
 		log_info("master exiting (status %d)", rc);
 		worker_master_hook(&ar.conf, "on_exit", HOOK_LIMIT_S);
+	} else {
+		metrics_http_stop(mh); /* started before the privilege drop failed */
+		control_stop(ctl);
 	}
-	metrics_http_stop(mh);
-	control_stop(ctl);
 	if (ar.conf.pidfile[0] && rc != MASTER_EXIT_USAGE)
 		unlink(ar.conf.pidfile);
 	listen_close(&ar.ls);
