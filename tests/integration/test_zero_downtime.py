@@ -309,13 +309,16 @@ def test_kill_9_fails_only_what_the_worker_had_in_flight(drover, model):
         wait_until(lambda: victim["pid"] not in d.workers() and len(d.workers()) == 2, 30,
                    "the killed worker replaced")
         load.served_more(30)
-    lost = (load.counts["fail"] - before["fail"]) + (load.counts["reset"] - before["reset"])
+    c = load.counts
+    lost = (c["fail"] - before["fail"]) + (c["reset"] - before["reset"])
+    retried = c["close_race"] - before["close_race"]  # in flight on keep-alive, sent again
     line = load.summary(f"{model} kill -9 of a worker with {inflight} in flight, {conns} "
-                        f"connections: {lost} lost")
-    # The figures are a sample: a request may start between it and the kill.
-    # An event worker runs one (blocking) handler at a time: the requests
-    # waiting unread on its other connections are in flight for their
-    # clients but not yet in its count, so its open connections bound them.
-    bound = {"sync": 1, "thread": inflight + 1, "event": max(inflight + 1, conns)}[model]
-    assert lost <= bound, line
-    assert load.counts["fail"] + load.counts["reset"] == lost, line  # nothing else failed
+                        f"connections: {lost} lost, {retried} retried")
+    # Only what the worker held may fail: requests in its handlers (the
+    # scoreboard's in-flight count) and requests waiting unread on its other
+    # connections (an event worker runs one blocking handler at a time; a
+    # client has at most one request out per connection).  The figures are a
+    # sample taken just before the kill: one more may arrive in between.
+    bound = max(inflight, conns) + 1
+    assert lost + retried <= bound, line
+    assert c["fail"] + c["reset"] == lost, line  # nothing failed before the kill
