@@ -17,12 +17,15 @@ static bool all_digits(const char *v)
 	return *v && strspn(v, "0123456789") == strlen(v);
 }
 
+/* Octal, said so: "0o22" (Python's, gunicorn -m 0o22), a leading 0 ("022",
+ * what umask(1) prints), or one digit.  "22" is refused, not guessed:
+ * gunicorn reads it as decimal (18), a shell user as octal. */
 int conf_umask(const char *v)
 {
-	const char *p = strncmp(v, "0o", 2) ? v : v + 2; /* Python's 0o22 (gunicorn -m) */
+	const char *p = strncmp(v, "0o", 2) ? v : v + 2;
 	char *end;
 
-	if (!*p || strspn(p, "01234567") != strlen(p))
+	if (!*p || strspn(p, "01234567") != strlen(p) || (p == v && p[0] != '0' && p[1]))
 		return -EINVAL;
 	long m = strtol(p, &end, 8);
 	return m >= 0 && m <= 0777 ? (int)m : -EINVAL;
@@ -49,6 +52,7 @@ int conf_check_umask(const char *v, char *why, size_t n)
 {
 	if (!*v || conf_umask(v) >= 0)
 		return 0;
-	snprintf(why, n, "expected an octal mask from 0 to 0777 (e.g. 027), got '%s'", v);
+	snprintf(why, n, "expected an octal mask from 0 to 0777 with a leading 0 (027 or 0o27), "
+		 "got '%s'", v);
 	return -1;
 }

@@ -6,6 +6,7 @@ import grp
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -146,3 +147,13 @@ def test_unknown_user_is_a_config_error(tmp_path):
     assert rc == 2 and "no such group 'no-such-group-13'" in err, err
     rc, _, err = run_drover("--umask", "99", "whoami_app:app")
     assert rc == 2 and "octal" in err, err
+
+
+def test_gunicorn_conf_py_user_group_umask(tmp_path):
+    """gunicorn.conf.py's user, group and umask (an int: 0o27 arrives as 23)."""
+    py = tmp_path / "gunicorn.conf.py"
+    py.write_text('user = "nobody"\ngroup = "nogroup"\numask = 0o27\n')
+    rc, out, err = run_drover("-c", str(py), "--check-config", "whoami_app:app")
+    assert rc == 0, err
+    got = dict(re.findall(r"^(user|group|umask) = (.*)$", out, re.M))
+    assert got == {"user": "nobody", "group": "nogroup", "umask": "027"}, out

@@ -520,7 +520,8 @@ static const struct { const char *ini, *err; } load_cases[] = {
 	{ "[server]\ngroup = no-such-group-x\n",
 	  "x.ini:2: [server] group: no such group 'no-such-group-x' on this host (getgrnam)" },
 	{ "[server]\numask = 0888\n",
-	  "x.ini:2: [server] umask: expected an octal mask from 0 to 0777 (e.g. 027), got '0888'" },
+	  "x.ini:2: [server] umask: expected an octal mask from 0 to 0777 with a leading 0 "
+	  "(027 or 0o27), got '0888'" },
 };
 
 static void test_load_errors(void)

@@ -55,7 +55,9 @@ static void resolve_names_and_numbers(void)
 static void umask_syntax(void)
 {
 	CHECK(conf_umask("027") == 027 && conf_umask("0o27") == 027 && conf_umask("0") == 0);
-	CHECK(conf_umask("777") == 0777 && conf_umask("0777") == 0777);
+	CHECK(conf_umask("0777") == 0777 && conf_umask("7") == 7 && conf_umask("0o0") == 0);
+	/* "22": octal to a shell user, decimal to gunicorn: refused, not guessed */
+	CHECK(conf_umask("22") == -EINVAL && conf_umask("777") == -EINVAL);
 	CHECK(conf_umask("1000") == -EINVAL && conf_umask("8") == -EINVAL);
 	CHECK(conf_umask("") == -EINVAL && conf_umask("0o") == -EINVAL && conf_umask("-1") == -EINVAL);
 }
