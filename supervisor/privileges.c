@@ -79,7 +79,13 @@ int priv_resolve(const struct drover_conf *c, struct priv_target *t, char *err, 
 
 int priv_chown(const struct priv_target *t, const char *path)
 {
+	struct stat st;
 	if (!path || !path[0] || (!t->set_uid && !t->set_gid) || geteuid() != 0)
+		return 0;
+	if (stat(path, &st) < 0)
+		return -errno;
+	/* only files drover made: never a device (error_log = /dev/stderr) */
+	if (!S_ISREG(st.st_mode) && !S_ISSOCK(st.st_mode))
 		return 0;
 	if (chown(path, t->set_uid ? t->uid : (uid_t)-1, t->set_gid ? t->gid : (gid_t)-1) < 0)
 		return -errno;

@@ -22,8 +22,9 @@ struct priv_target {
  * 0, or -1 with "user X: why" in err. */
 int priv_resolve(const struct drover_conf *c, struct priv_target *t, char *err, size_t n);
 /* Give path to the target user and group, so the unprivileged master can
- * still rewrite, reopen or remove it.  Empty path or nothing to drop: 0.
- * -errno of chown otherwise. */
+ * still rewrite, reopen or remove it.  Regular files and sockets only (a log
+ * on /dev/stderr stays as it is).  Empty path or nothing to drop: 0; -errno
+ * of stat or chown otherwise. */
 int priv_chown(const struct priv_target *t, const char *path);
 /* Become t: supplementary groups, gid, uid, in that order, then check that
  * they took and that root cannot be regained.  Already t (systemd User=, a

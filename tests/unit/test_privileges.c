@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -71,6 +72,13 @@ static void drop_to_self_is_a_no_op(void)
 	struct priv_target none = {0};
 	CHECK(priv_drop(&none, err, sizeof(err)) == 0);
 	CHECK(priv_chown(&none, "/nonexistent/x") == 0); /* nothing to give: not even looked at */
+	if (geteuid() == 0) { /* a device is never given away */
+		struct stat before, after;
+		struct priv_target nob = {.set_uid = true, .set_gid = true, .uid = 65534, .gid = 65534};
+		CHECK(stat("/dev/null", &before) == 0 && priv_chown(&nob, "/dev/null") == 0);
+		CHECK(stat("/dev/null", &after) == 0 && after.st_uid == before.st_uid);
+		CHECK(priv_chown(&nob, "/nonexistent/x") == -ENOENT);
+	}
 }
 
 int main(void)
