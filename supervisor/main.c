@@ -100,7 +100,7 @@ static void chown_own_files(const struct drover_conf *c, const struct priv_targe
 				strcmp(c->access_log, "-") ? c->access_log : "" };
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		int r = priv_chown(t, paths[i]);
-		if (r < 0)
+		if (r < 0 && r != -ENOENT) /* ENOENT: not made (its failure was logged) */
 			log_warn("chown %s to uid %u: %s", paths[i], (unsigned)t->uid, strerror(-r));
 	}
 }
