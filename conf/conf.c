@@ -395,6 +395,9 @@ static value_check check_for(const struct conf_option *o)
 		{ "metrics_bind", check_metrics_bind },
 		{ "app", check_app },
 		{ "access_log_format", check_log_format },
+		{ "user", conf_check_user },
+		{ "group", conf_check_group },
+		{ "umask", conf_check_umask },
 	};
 
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)

@@ -52,6 +52,9 @@ extern const size_t conf_noptions;
  * (at most CONF_ERR_MAX bytes) on failure; on failure the conf is unchanged
  * as far as the caller can tell only for conf_load_file (which works on a copy). */
 
+/* The umask option's value ("027", "0o27"): the mask, or -EINVAL. */
+int conf_umask(const char *v);
+
 /* Fill c with the built-in defaults.  c must be zeroed or freed before. */
 void conf_defaults(struct drover_conf *c);
 /* Release every string and list of c. */

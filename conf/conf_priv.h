@@ -12,5 +12,9 @@ void conf_fmt_double(char *buf, size_t n, double v);
 void conf_fmt_size(char *buf, size_t n, unsigned long long v);
 /* '|'-separated choices as "a, b or c". */
 void conf_choices_text(char *buf, size_t n, const char *choices);
+/* Value checks of user, group and umask (conf_user.c): 0, or -1 with why. */
+int conf_check_user(const char *v, char *why, size_t n);
+int conf_check_group(const char *v, char *why, size_t n);
+int conf_check_umask(const char *v, char *why, size_t n);
 
 #endif

@@ -258,6 +258,7 @@ static const struct {
 	{ "wsgi_app", "app" }, { "forwarded_allow_ips", "forwarded_allow_ips" },
 	{ "proxy_protocol", "proxy_protocol" }, { "proxy_allow_ips", "proxy_allow_ips" },
 	{ "reload", "reload" }, { "reload_extra_files", "reload_extra_file" },
+	{ "user", "user" }, { "group", "group" }, { "umask", "umask" },
 };
 
 /* Accepted with no effect, as their flags are. */
@@ -305,6 +306,12 @@ static int py_setting(struct drover_conf *c, const char *name, const char *value
 		const struct conf_option *o = conf_find(py_names[i].key);
 		if (!o)
 			break; /* a gunicorn setting drover has no option for */
+		char oct[16];
+		if (!strcmp(name, "umask") && value[0] && strspn(value, "0123456789") == strlen(value)) {
+			/* an int in the file (umask = 0o27) arrives in decimal ("23") */
+			snprintf(oct, sizeof(oct), "0%lo", strtoul(value, NULL, 10));
+			value = oct;
+		}
 		if (conf_set(c, o->section, o->key, value, true, err) < 0) {
 			/* "[section] key: why" -> "why": the caller names the file and setting */
 			const char *w = err[0] == '[' && strstr(err, ": ") ? strstr(err, ": ") + 2 : err;

@@ -19,6 +19,7 @@
 #include "supervisor/fdlimit.h"
 #include "supervisor/log.h"
 #include "supervisor/metrics_http.h"
+#include "supervisor/privileges.h"
 #include "supervisor/proctitle.h"
 
 /* gunicorn's master hooks run before and after the loop, never in it; one
@@ -82,6 +83,10 @@ static int setup(struct arbiter *a)
 			return MASTER_EXIT_ERROR;
 		}
 	}
+	if (priv_umask(c) < 0) { /* before any socket or file is made */
+		log_error("umask %s: not an octal mask", c->umask);
+		return MASTER_EXIT_ERROR;
+	}
 	if (c->chdir[0] && chdir(c->chdir) < 0) {
 		log_error("chdir %s: %s", c->chdir, strerror(errno));
 		return MASTER_EXIT_ERROR;
@@ -98,21 +103,60 @@ static int setup(struct arbiter *a)
 	}
 	pool_init(&a->pool, sb, NULL);
 	arbiter_reopen_access_log(a);
-	if (c->preload) {
-		a->pool.env.preloaded = worker_preload_app(c, err, sizeof(err));
-		if (!a->pool.env.preloaded) {
-			log_crit("%s", err);
-			return MASTER_EXIT_APP_LOAD;
-		}
-	} else if (worker_python_warm(c, err, sizeof(err)) < 0) {
-		log_warn("Python not started in the master (%s): each worker starts its own", err);
-	}
 	int r = arbiter_init(a);
 	if (r < 0) {
 		log_crit("cannot set up the master: %s", strerror(-r));
 		return MASTER_EXIT_ERROR;
 	}
 	return write_pidfile(c->pidfile) < 0 ? MASTER_EXIT_ERROR : 0;
+}
+
+/* What root made for the master, given to the user it becomes: the pidfile
+ * (removed at exit), the control socket (mode 0600: `drover ctl` as that
+ * user), the log files (reopened on USR1). */
+static void chown_own_files(const struct drover_conf *c, const struct priv_target *t)
+{
+	char ctl[108];
+	control_path(c->control, c->pidfile, ctl, sizeof(ctl));
+	const char *paths[] = { c->pidfile, ctl, strcmp(c->error_log, "-") ? c->error_log : "",
+				strcmp(c->access_log, "-") ? c->access_log : "" };
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		int r = priv_chown(t, paths[i]);
+		if (r < 0 && r != -ENOENT) /* ENOENT: not made (its failure was logged) */
+			log_warn("chown %s to uid %u: %s", paths[i], (unsigned)t->uid, strerror(-r));
+	}
+}
+
+/* Issue 13: sockets are bound and files made (as root if started so); now
+ * become `user`/`group`, then load the app, so neither the preloaded app
+ * nor any worker forked later runs as root. */
+static int setup_user(struct arbiter *a)
+{
+	char err[512];
+	const struct drover_conf *c = &a->conf;
+	struct priv_target t;
+	if (priv_resolve(c, &t, err, sizeof(err)) < 0) {
+		log_crit("%s", err);
+		return MASTER_EXIT_ERROR;
+	}
+	chown_own_files(c, &t);
+	if (priv_drop(&t, err, sizeof(err)) < 0) {
+		log_crit("cannot run as %s%s%s: %s", c->user, c->group[0] ? ":" : "", c->group, err);
+		return MASTER_EXIT_ERROR;
+	}
+	if (t.set_uid || t.set_gid)
+		log_info("running as uid %u gid %u", (unsigned)getuid(), (unsigned)getgid());
+	if (c->preload) {
+		char perr[4096];
+		a->pool.env.preloaded = worker_preload_app(c, perr, sizeof(perr));
+		if (!a->pool.env.preloaded) {
+			log_crit("%s", perr);
+			return MASTER_EXIT_APP_LOAD;
+		}
+	} else if (worker_python_warm(c, err, sizeof(err)) < 0) {
+		log_warn("Python not started in the master (%s): each worker starts its own", err);
+	}
+	return 0;
 }
 
 static void announce(const struct arbiter *a, const struct cli *cli)
@@ -188,6 +232,15 @@ int main(int argc, char **argv)
 	ar.cli = &cli;
 	worker_master_hook(&ar.conf, "on_starting", HOOK_LIMIT_S);
 	int rc = setup(&ar);
+	struct control *ctl = NULL;
+	struct metrics_http *mh = NULL;
+	if (rc == 0) {
+		/* bound before the privilege drop: a root-owned run directory or a
+		 * privileged metrics port work; the workers are forked later */
+		ctl = control_start(&ar);
+		mh = metrics_http_start(&ar);
+		rc = setup_user(&ar);
+	}
 	if (rc == 0)
 		worker_master_hook(&ar.conf, "when_ready", HOOK_LIMIT_S);
 	if (rc == 0) {
@@ -196,14 +249,15 @@ int main(int argc, char **argv)
 		proctitle_set(title);
 		announce(&ar, &cli);
 		/* From here on the master never exits on an error: it logs and goes on. */
-		struct control *ctl = control_start(&ar);
-		struct metrics_http *mh = metrics_http_start(&ar);
 		rc = arbiter_run(&ar);
 		metrics_http_stop(mh);
 		control_stop(ctl);
 		arbiter_fini(&ar);
 		log_info("master exiting (status %d)", rc);
 		worker_master_hook(&ar.conf, "on_exit", HOOK_LIMIT_S);
+	} else {
+		metrics_http_stop(mh); /* started before the privilege drop failed */
+		control_stop(ctl);
 	}
 	if (ar.conf.pidfile[0] && rc != MASTER_EXIT_USAGE)
 		unlink(ar.conf.pidfile);

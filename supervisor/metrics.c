@@ -309,6 +309,16 @@ static void prom_master(struct mbuf *b, const struct sampler *s)
 	prom_plain(b, "drover_workers_ready", NULL, m->booted);
 	prom_head(b, "drover_workers_target", "gauge", "Workers wanted.");
 	prom_plain(b, "drover_workers_target", NULL, m->target);
+	/* Issue 13: what a HorizontalPodAutoscaler scales pods on (through the
+	 * Prometheus adapter), the same figures the in-pod autoscaler reads:
+	 * busy share of the pool, and that share in workers (Little's L). */
+	const struct pool_figures *pf = &s->pool;
+	prom_head(b, "drover_pool_utilization", "gauge",
+		  "Mean share of wall time the pool's workers were busy (0..1), last sample.");
+	prom_plain(b, "drover_pool_utilization", NULL, pf->util_mean);
+	prom_head(b, "drover_pool_demand_workers", "gauge",
+		  "Workers kept busy on average (utilization x workers), last sample.");
+	prom_plain(b, "drover_pool_demand_workers", NULL, pf->util_mean * pf->workers);
 	prom_head(b, "drover_config_generation", "gauge", "Configuration generation (each reload adds one).");
 	prom_plain(b, "drover_config_generation", NULL, m->generation);
 	prom_head(b, "drover_pool_requests_total", "counter",

@@ -15,11 +15,24 @@
 #include "supervisor/listen.h"
 #include "supervisor/log.h"
 #include "supervisor/metrics.h"
+#include "supervisor/pool.h"
 #include "supervisor/status.h"
 
 struct metrics_http {
 	struct ctl_server srv;
 };
+
+/* A worker not stopping has marked itself ready in its slot (the pool's own
+ * flag follows on its next pass, which may be a tick away). */
+static bool accepting(const struct pool *p)
+{
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		const struct worker_rec *w = &p->w[i];
+		if (w->pid && !w->stop_ns && (w->booted || sb_load(&w->slot->booted_ns)))
+			return true;
+	}
+	return false;
+}
 
 static void respond(struct ctl_client *c, int status, const char *reason, const char *ctype,
 		    const struct mbuf *body, bool head_only)
@@ -116,8 +129,15 @@ static void route(struct ctl_client *c, struct arbiter *ar, const struct metrics
 	} else {
 		status_json(ar->sampler, &b);
 		mbuf_put(&b, "\n", 1);
-		if (!b.failed)
+		/* Issue 13: a readiness probe (Kubernetes) reads the status: 503
+		 * while no worker accepts or the master is stopping, so the pod
+		 * gets traffic only when it can serve it.  Same body either way. */
+		bool ready = accepting(&ar->pool) &&
+			     (ar->state == MASTER_RUNNING || ar->state == MASTER_RELOADING);
+		if (!b.failed && ready)
 			respond(c, 200, "OK", "application/json", &b, r->head);
+		else if (!b.failed)
+			respond(c, 503, "Service Unavailable", "application/json", &b, r->head);
 	}
 	if (b.failed)
 		respond_text(c, 500, "Internal Server Error", "answer too large\n");

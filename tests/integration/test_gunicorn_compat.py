@@ -41,6 +41,8 @@ ACCEPTED = [
     (["-k", "gunicorn.workers.gthread.ThreadWorker", "app:wsgi"], {"worker_class": "thread"}),
     (["--worker-tmp-dir", "/dev/shm", "--no-sendfile", "app:wsgi"], {"app": "app:wsgi"}),
     (["--log-level", "debug", "app:wsgi"], {"log_level": "debug"}),
+    (["-u", "nobody", "-g", "nogroup", "-m", "0o27", "app:wsgi"],
+     {"user": "nobody", "group": "nogroup", "umask": "0o27"}),
 ]
 
 REFUSED = [
@@ -49,7 +51,6 @@ REFUSED = [
     (["-k", "tornado", "app:wsgi"], "not supported"),
     (["myproject.asgi:application", "-k", "uvicorn_worker.UvicornWorker"], "ASGI"),
     (["-k", "uvicorn.workers.UvicornWorker", "app:wsgi"], "ASGI"),
-    (["--user", "www-data", "app:wsgi"], "User="),
     (["-D", "app:wsgi"], "foreground"),
     (["--certfile", "c.pem", "app:wsgi"], "TLS"),
     (["--access-logformat", "%({x-resp}o)s", "app:wsgi"], "not supported"),

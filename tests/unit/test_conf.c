@@ -514,6 +514,14 @@ static const struct { const char *ini, *err; } load_cases[] = {
 	{ "[server]\nworkers = 5\n[worker]\nthreads = 0\n",
 	  "x.ini:4: [worker] threads: must be between 1 and 1024, got 0" },
 	{ "[server]\nworkers = 5\n[nope]\n", "x.ini:3: [nope]: unknown section" },
+	/* issue 13: a user or group this host does not know is a config error */
+	{ "[server]\nworkers = 2\nuser = no-such-user-x\n",
+	  "x.ini:3: [server] user: no such user 'no-such-user-x' on this host (getpwnam)" },
+	{ "[server]\ngroup = no-such-group-x\n",
+	  "x.ini:2: [server] group: no such group 'no-such-group-x' on this host (getgrnam)" },
+	{ "[server]\numask = 0888\n",
+	  "x.ini:2: [server] umask: expected an octal mask from 0 to 0777 with a leading 0 "
+	  "(027 or 0o27), got '0888'" },
 };
 
 static void test_load_errors(void)
@@ -607,6 +615,9 @@ static const char *other_value(const struct conf_option *o)
 		{ "max_header_size", "1000" },
 		{ "log_level", "warning" },
 		{ "stall_action", "kill" },
+		{ "user", "nobody" },
+		{ "group", "65534" },
+		{ "umask", "027" },
 	};
 
 	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)

@@ -140,6 +140,14 @@ static void exposition_grammar(void)
 	CHECK(strstr(b.p, "listener=\"weird\\\"name\\\\x\\n\"} 3\n"));
 	CHECK(strstr(b.p, "drover_host_pressure_avg10_ratio{resource=\"cpu\",kind=\"some\"} 0.125\n"));
 	mbuf_free(&b);
+	/* issue 13: the pool's utilization and demand in workers, for an HPA */
+	s->pool.workers = 4;
+	s->pool.util_mean = 0.75;
+	mbuf_init(&b, 1 << 22);
+	metrics_prometheus(s, &b);
+	CHECK(strstr(b.p, "\ndrover_pool_utilization 0.75\n"));
+	CHECK(strstr(b.p, "\ndrover_pool_demand_workers 3\n"));
+	mbuf_free(&b);
 	free(s);
 }
 
