@@ -5,6 +5,8 @@
  * master_exit). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +21,14 @@
 #include "supervisor/log.h"
 #include "supervisor/metrics_http.h"
 #include "supervisor/proctitle.h"
+#include "supervisor/upgrade.h"
 
 /* gunicorn's master hooks run before and after the loop, never in it; one
  * that hangs is killed after this long (seconds). */
 #define HOOK_LIMIT_S 30.0
 
 static struct arbiter ar; /* large (one record per slot): not on the stack */
+static bool pidfile_written;
 
 static int write_pidfile(const char *path)
 {
@@ -35,6 +39,7 @@ static int write_pidfile(const char *path)
 		log_error("cannot write pidfile %s: %s", path, strerror(errno));
 		return -1;
 	}
+	pidfile_written = true;
 	return 0;
 }
 
@@ -65,16 +70,20 @@ static int setup(struct arbiter *a)
 		log_error("chdir %s: %s", c->chdir, strerror(errno));
 		return MASTER_EXIT_ERROR;
 	}
-	if (listen_open(&c->bind, (int)c->backlog, NULL, &a->ls, err, sizeof(err)) < 0) {
+	if (listen_open(&c->bind, (int)c->backlog, NULL, &a->ls, err, sizeof(err)) < 0 ||
+	    listen_inherit_check(err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return MASTER_EXIT_ERROR;
 	}
+	a->ls.sharer = a->upgrade.parent; /* the old master serves on them until we are ready */
 	struct scoreboard *sb = sb_map(SB_MAX_SLOTS);
 	if (!sb) {
 		log_crit("cannot map the scoreboard: %s", strerror(errno));
 		return MASTER_EXIT_ERROR;
 	}
 	pool_init(&a->pool, sb, NULL);
+	if (a->upgrade.notify_fd >= 0)
+		master_fds_add(&a->pool.env.master_fds, a->upgrade.notify_fd); /* not the workers' */
 	arbiter_reopen_access_log(a);
 	if (c->preload) {
 		a->pool.env.preloaded = worker_preload_app(c, err, sizeof(err));
@@ -112,7 +121,13 @@ int main(int argc, char **argv)
 		return doctor_main(argc - 1, argv + 1); /* ctl doctor, or --attach PID */
 	if (argc > 1 && strcmp(argv[1], "__python") == 0)
 		return worker_python_helper(argc - 1, argv + 1); /* a master hook's process */
+	upgrade_save_argv(argc, argv); /* before anything moves argv or the directory */
 	proctitle_init(argc, argv);
+	/* A master started by USR2 comes with every signal blocked (the old
+	 * master's fork); libev sets up its own once the loop starts. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	struct cli cli;
 	char err[4096];
 	if (cli_parse(argc, argv, &cli, err, sizeof(err)) < 0) {
@@ -162,6 +177,13 @@ int main(int argc, char **argv)
 		return MASTER_EXIT_USAGE;
 	}
 	ar.cli = &cli;
+	upgrade_child_init(&ar.upgrade);
+	int ninh = listen_inherit(ar.upgrade.parent ? LISTEN_UPGRADE : LISTEN_SYSTEMD,
+				  ar.upgrade.systemd_mask);
+	if (ninh < 0) {
+		fprintf(stderr, "drover: sockets passed by LISTEN_FDS: %s\n", strerror(-ninh));
+		return MASTER_EXIT_ERROR;
+	}
 	worker_master_hook(&ar.conf, "on_starting", HOOK_LIMIT_S);
 	int rc = setup(&ar);
 	if (rc == 0)
@@ -172,17 +194,21 @@ int main(int argc, char **argv)
 		proctitle_set(title);
 		announce(&ar, &cli);
 		/* From here on the master never exits on an error: it logs and goes on. */
-		struct control *ctl = control_start(&ar);
+		/* Started by USR2: the control socket stays the old master's
+		 * until our workers accept (upgrade_tick takes it over). */
+		if (!ar.upgrade.parent)
+			ar.control = control_start(&ar);
 		struct metrics_http *mh = metrics_http_start(&ar);
 		rc = arbiter_run(&ar);
 		metrics_http_stop(mh);
-		control_stop(ctl);
+		control_stop(ar.control);
 		arbiter_fini(&ar);
 		log_info("master exiting (status %d)", rc);
 		worker_master_hook(&ar.conf, "on_exit", HOOK_LIMIT_S);
 	}
-	if (ar.conf.pidfile[0] && rc != MASTER_EXIT_USAGE)
-		unlink(ar.conf.pidfile);
+	char oldbin[PATH_MAX];
+	if (ar.conf.pidfile[0] && pidfile_written)
+		unlink(upgrade_pidfile(&ar.upgrade, ar.conf.pidfile, oldbin, sizeof(oldbin)));
 	listen_close(&ar.ls);
 	conf_free(&ar.conf);
 	cli_free(&cli);
