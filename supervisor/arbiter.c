@@ -224,7 +224,7 @@ static const event_fn on_event[MASTER_NSTATES][MEV_N] = {
 		[MEV_REOPEN_LOGS] = ev_reopen_logs, [MEV_PAUSE] = ev_pause,
 		[MEV_UPGRADE] = ev_upgrade,
 	},
-	[MASTER_GRACEFUL_STOP] = {[MEV_FAST_STOP] = ev_fast_stop},
+	[MASTER_GRACEFUL_STOP] = {[MEV_FAST_STOP] = ev_fast_stop, [MEV_UPGRADE] = ev_upgrade},
 	[MASTER_FAST_STOP] = {0},
 };
 

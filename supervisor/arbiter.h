@@ -51,6 +51,7 @@ struct sampler;
 struct notify;
 struct recycler;
 struct control;
+struct metrics_http;
 
 struct arbiter {
 	struct ev_loop *loop;
@@ -70,6 +71,7 @@ struct arbiter {
 	struct autoscaler autoscale; /* autoscale_run.c */
 	struct upgrade upgrade; /* USR2, either side (upgrade.c) */
 	struct control *control; /* the control socket, NULL: none (main, upgrade.c) */
+	struct metrics_http *metrics; /* the metrics listener, NULL: none (main) */
 };
 
 /* (Re)open the access log of ar->conf for the workers forked from now on. */

@@ -314,7 +314,8 @@ static int take_inherited(struct worker_listener *l, struct listen_file *file)
 	bool by_name = strncmp(l->name, "fd:", 3) == 0;
 	for (size_t i = 0; i < ninh; i++) {
 		struct inherited *h = &inh[i];
-		if (h->taken || (by_name ? strcmp(h->name, l->name + 3) != 0 : !same_address(h->fd, l)))
+		if (h->taken || (by_name ? strcmp(h->name, l->name + 3) != 0 : !same_address(h->fd, l)) ||
+		    (!by_name && strcmp(h->name, LISTEN_METRICS_NAME) == 0))
 			continue;
 		h->taken = true;
 		l->fd = h->fd;
@@ -329,7 +330,7 @@ static int take_inherited(struct worker_listener *l, struct listen_file *file)
 int listen_inherit_check(char *err, size_t errlen)
 {
 	for (size_t i = 0; i < ninh; i++) {
-		if (inh[i].taken)
+		if (inh[i].taken || strcmp(inh[i].name, LISTEN_METRICS_NAME) == 0)
 			continue;
 		char addr[128] = "?";
 		struct sockaddr_storage got;
@@ -348,6 +349,30 @@ int listen_inherit_check(char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+void listen_inherit_close_unused(void)
+{
+	for (size_t i = 0; i < ninh; i++)
+		if (!inh[i].taken) {
+			close(inh[i].fd);
+			inh[i].taken = true;
+		}
+}
+
+/* The metrics listener the master we replace passes on, if it listens on
+ * l's address: its fd, else -1. */
+static int take_inherited_metrics(struct worker_listener *l)
+{
+	for (size_t i = 0; i < ninh; i++) {
+		struct inherited *h = &inh[i];
+		if (!h->taken && strcmp(h->name, LISTEN_METRICS_NAME) == 0 && same_address(h->fd, l)) {
+			h->taken = true;
+			describe_taken(l, h->fd);
+			return h->fd;
+		}
+	}
+	return -1;
 }
 
 const char *listen_pass_name(const struct listeners *ls, size_t i)
@@ -462,7 +487,9 @@ int listen_metrics(const char *spec, char *name, size_t cap)
 	unsigned char addr[16];
 	if (inet_pton(AF_INET, l.host, addr) != 1 && inet_pton(AF_INET6, l.host, addr) != 1)
 		return -EINVAL;
-	int fd = open_tcp(&l, 64, false);
+	int fd = take_inherited_metrics(&l);
+	if (fd < 0)
+		fd = open_tcp(&l, 64, false);
 	if (fd >= 0)
 		snprintf(name, cap, l.family == AF_INET6 ? "[%s]:%d" : "%s:%d", l.host, l.port);
 	return fd;

@@ -79,6 +79,11 @@ int listen_inherit(enum listen_origin origin, unsigned long long systemd_mask);
 /* After the first listen_open: an inherited socket that no bind entry took
  * is an error (said in err), -1; else 0. */
 int listen_inherit_check(char *err, size_t errlen);
+/* The name under which a USR2 upgrade passes the metrics listener: not a
+ * bind entry's, taken by listen_metrics for the same address. */
+#define LISTEN_METRICS_NAME "drover-metrics"
+/* Close passed sockets nobody took (a metrics listener no longer wanted). */
+void listen_inherit_close_unused(void);
 /* The LISTEN_FDNAMES name under which listener i is passed on (its
  * systemd name, the bind's fd:NAME, or "bind"); never contains ':'. */
 const char *listen_pass_name(const struct listeners *ls, size_t i);

@@ -198,9 +198,10 @@ int main(int argc, char **argv)
 		 * until our workers accept (upgrade_tick takes it over). */
 		if (!ar.upgrade.parent)
 			ar.control = control_start(&ar);
-		struct metrics_http *mh = metrics_http_start(&ar);
+		ar.metrics = metrics_http_start(&ar);
+		listen_inherit_close_unused(); /* a passed metrics socket no longer wanted */
 		rc = arbiter_run(&ar);
-		metrics_http_stop(mh);
+		metrics_http_stop(ar.metrics);
 		control_stop(ar.control);
 		arbiter_fini(&ar);
 		log_info("master exiting (status %d)", rc);

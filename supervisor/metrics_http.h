@@ -10,4 +10,6 @@ struct metrics_http;
  * without it). */
 struct metrics_http *metrics_http_start(struct arbiter *ar);
 void metrics_http_stop(struct metrics_http *m);
+/* Its listening socket (passed on by a USR2 upgrade), -1 if none. */
+int metrics_http_fd(const struct metrics_http *m);
 #endif

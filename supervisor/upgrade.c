@@ -26,6 +26,7 @@
 #include "supervisor/arbiter.h"
 #include "supervisor/control.h"
 #include "supervisor/log.h"
+#include "supervisor/metrics_http.h"
 #include "supervisor/notify.h"
 
 extern char **environ;
@@ -118,7 +119,7 @@ static bool env_dropped(const char *kv)
 /* envp = our environment minus what we set, plus LISTEN_*, the readiness
  * fd, the systemd mask and (if systemd watches us) WATCHDOG_PID.  0 or
  * -ENOMEM. */
-static int build_env(struct exec_plan *pl, const struct listeners *ls)
+static int build_env(struct exec_plan *pl, const struct listeners *ls, bool metrics)
 {
 	size_t n = 0;
 	while (environ[n])
@@ -139,10 +140,13 @@ static int build_env(struct exec_plan *pl, const struct listeners *ls)
 		if (ls->file[i].origin == LISTEN_SYSTEMD)
 			sysmask |= 1ull << i;
 	}
+	if (metrics && len < sizeof(names))
+		snprintf(names + len, sizeof(names) - len, "%s%s", ls->n ? ":" : "",
+			 LISTEN_METRICS_NAME);
 	char *add[] = {NULL, NULL, NULL, NULL};
-	if (asprintf(&add[0], "LISTEN_FDS=%zu", ls->n) < 0 ||
+	if (asprintf(&add[0], "LISTEN_FDS=%zu", pl->nfds) < 0 ||
 	    asprintf(&add[1], "LISTEN_FDNAMES=%s", names) < 0 ||
-	    asprintf(&add[2], "DROVER_UPGRADE_FD=%zu", 3 + ls->n) < 0 ||
+	    asprintf(&add[2], "DROVER_UPGRADE_FD=%zu", 3 + pl->nfds) < 0 ||
 	    asprintf(&add[3], "DROVER_SYSTEMD_FDS=%llu", sysmask) < 0) {
 		for (size_t i = 0; i < 4; i++)
 			free(add[i]);
@@ -253,16 +257,20 @@ static pid_t spawn_master(struct exec_plan *pl, int ready_w)
 	return pid < 0 ? -e : pid;
 }
 
-static int plan_fds(struct exec_plan *pl, const struct listeners *ls)
+/* The listeners at fds 3.., then the metrics listener (metrics_fd, -1:
+ * none), as LISTEN_FDS counts them. */
+static int plan_fds(struct exec_plan *pl, const struct listeners *ls, int metrics_fd)
 {
-	if (ls->n > sizeof(pl->fds) / sizeof(pl->fds[0]))
+	if (ls->n + 1 > sizeof(pl->fds) / sizeof(pl->fds[0]))
 		return -EMFILE;
-	pl->base = 3 + (int)ls->n + 1;
-	for (size_t i = 0; i < ls->n; i++) {
+	for (size_t i = 0; i < ls->n; i++)
 		pl->fds[pl->nfds++] = ls->l[i].fd;
-		if (ls->l[i].fd >= pl->base)
-			pl->base = ls->l[i].fd + 1;
-	}
+	if (metrics_fd >= 0)
+		pl->fds[pl->nfds++] = metrics_fd;
+	pl->base = 3 + (int)pl->nfds + 1;
+	for (size_t i = 0; i < pl->nfds; i++)
+		if (pl->fds[i] >= pl->base)
+			pl->base = pl->fds[i] + 1;
 	return 0;
 }
 
@@ -272,6 +280,10 @@ void upgrade_begin(struct arbiter *ar)
 	if (u->phase != UPG_IDLE) {
 		log_warn("USR2 refused: a hand-over to the new master (pid %d) is under way",
 			 (int)u->child);
+		return;
+	}
+	if (ar->state != MASTER_RUNNING) {
+		log_warn("USR2 refused: the master is stopping");
 		return;
 	}
 	if (u->parent && u->notify_fd >= 0) {
@@ -284,9 +296,10 @@ void upgrade_begin(struct arbiter *ar)
 		return;
 	}
 	struct exec_plan pl = {0};
-	int p[2] = {-1, -1}, r = plan_fds(&pl, &ar->ls);
+	int mfd = metrics_http_fd(ar->metrics);
+	int p[2] = {-1, -1}, r = plan_fds(&pl, &ar->ls, mfd);
 	if (r == 0)
-		r = build_env(&pl, &ar->ls);
+		r = build_env(&pl, &ar->ls, mfd >= 0);
 	if (r == 0 && pipe2(p, O_CLOEXEC) < 0)
 		r = -errno;
 	move_pidfile(ar, true);
@@ -311,8 +324,8 @@ void upgrade_begin(struct arbiter *ar)
 	ev_io_start(ar->loop, &u->ready_io);
 	ev_timer_init(&u->deadline, on_deadline, ar->conf.upgrade_timeout, 0);
 	ev_timer_start(ar->loop, &u->deadline);
-	log_info("USR2: starting the new master %s (pid %d) with %zu sockets", exe_path, (int)pid,
-		 ar->ls.n);
+	log_info("USR2: starting the new master %s (pid %d) with %zu sockets%s", exe_path, (int)pid,
+		 ar->ls.n, mfd >= 0 ? " and the metrics listener" : "");
 }
 
 /* ---- the old master: watching it ---- */

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import conftest
-from conftest import DROVER_BIN, HELLO_SO, Load, get, pid_alive, wait_until
+from conftest import DROVER_BIN, HELLO_SO, Load, free_port, get, pid_alive, wait_until
 from test_notify import Notify
 from upgrade_util import Masters, exe_ino, read_pid, wait_gone
 
@@ -51,7 +51,8 @@ def usr2(d, masters):
 
 @pytest.mark.parametrize("model", ["sync", "thread", "event"])
 def test_usr2_under_load(drover, masters, model):
-    d = drover(HELLO, "-w", "2", "-k", model)
+    mport = free_port()
+    d = drover(HELLO, "-w", "2", "-k", model, "--metrics-bind", f"127.0.0.1:{mport}")
     with Load(d.url, threads=3) as load:
         new, t0 = usr2(d, masters)
         # both run: the old pidfile is PIDFILE.oldbin until the old master exits
@@ -67,7 +68,12 @@ def test_usr2_under_load(drover, masters, model):
     assert read_pid(d.pidfile) == new
     assert len(masters.workers(new)) == 2
     assert f'"pid":{new}' in ctl_status(d.pidfile).replace(" ", "")
+    # the metrics listener was passed on too, not bound again
+    st, _, body = get(f"http://127.0.0.1:{mport}/status.json")
+    assert st == 200 and f'"pid":{new}' in body.decode().replace(" ", "")
     log = d.log()
+    assert "with 1 sockets and the metrics listener" in log
+    assert "running without it" not in log
     assert "all 2 workers accepting: the old master" in log
     assert f"new master (pid {new}) serving after" in log
     os.kill(new, signal.SIGTERM)
