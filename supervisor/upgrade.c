@@ -449,6 +449,8 @@ bool upgrade_reaped(struct arbiter *ar, pid_t pid, int status)
 void upgrade_tick(struct arbiter *ar)
 {
 	struct upgrade *u = &ar->upgrade;
+	if (u->parent && ar->ls.sharer == u->parent && getppid() != u->parent)
+		ar->ls.sharer = 0; /* the old master is gone: the sockets are ours alone */
 	if (!u->parent || u->notify_fd < 0 || ar->state != MASTER_RUNNING || ar->pool.target == 0 ||
 	    pool_ready_current(&ar->pool) < ar->pool.target)
 		return;

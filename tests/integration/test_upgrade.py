@@ -189,3 +189,27 @@ def test_usr2_notify_mainpid_and_watchdog(drover, masters, tmp_path):
         wait_gone(new)
     finally:
         n.close()
+
+
+SLOW_BOOT_APP = """
+import os, time
+if os.path.exists(os.environ["SLOW_FLAG"]):
+    time.sleep(60)  # a new master whose workers never get ready
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+"""
+
+
+def test_usr2_new_master_never_ready_is_stopped(drover, masters, tmp_path):
+    (tmp_path / "slowboot.py").write_text(SLOW_BOOT_APP)
+    flag = tmp_path / "slow"
+    d = drover("slowboot:app", "-w", "1", "--upgrade-timeout", "1", "--graceful-timeout", "1",
+               cwd=str(tmp_path), env={"SLOW_FLAG": str(flag)})
+    flag.write_text("")
+    with Load(d.url, threads=2) as load:
+        m = failed_upgrade_leaves_old(d, masters, "")
+        assert "is not ready after 1 s (upgrade_timeout); stopping it" in d.log()
+    assert load.failures == []
+    del m
