@@ -105,3 +105,20 @@ def test_usr2_with_activated_sockets(drover, activated, masters, tmp_path):
     # the new master knew them for systemd's too
     assert stat.S_ISSOCK(os.lstat(path).st_mode)
     assert still_listening(path) and still_listening(("127.0.0.1", port))
+
+
+def test_shipped_units_fit_together():
+    import configparser
+
+    def unit(name):
+        cp = configparser.ConfigParser(strict=False, interpolation=None)
+        cp.optionxform = str
+        cp.read(os.path.join(REPO, "contrib", "systemd", name))
+        return cp
+    svc, sock = unit("drover.service"), unit("drover.socket")
+    s = svc["Service"]
+    assert s["Type"] == "notify-reload" and s["NotifyAccess"] == "main"
+    assert s["KillMode"] == "mixed" and int(s["WatchdogSec"]) > 0
+    listen = sock["Socket"]["ListenStream"]
+    assert f"-b {listen} " in s["ExecStart"]  # matched by address
+    assert "drover.socket" in svc["Unit"]["Wants"]
