@@ -607,6 +607,7 @@ static const char *other_value(const struct conf_option *o)
 		{ "max_header_size", "1000" },
 		{ "log_level", "warning" },
 		{ "stall_action", "kill" },
+		{ "upgrade_handover", "manual" },
 	};
 
 	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
