@@ -213,3 +213,22 @@ def test_usr2_new_master_never_ready_is_stopped(drover, masters, tmp_path):
         assert "is not ready after 1 s (upgrade_timeout); stopping it" in d.log()
     assert load.failures == []
     del m
+
+
+def test_usr2_twice_in_a_row(drover, masters):
+    """The new master can itself be upgraded once the old one is gone."""
+    d = drover(HELLO, "-w", "1")
+    with Load(d.url, threads=2) as load:
+        second, _ = usr2(d, masters)
+        assert d.wait_exit(20) == 0
+        d.wait_log(r"\[%d\] \[INFO\] all 1 workers accepting" % second, 10)
+        os.kill(second, signal.SIGUSR2)
+        wait_until(lambda: read_pid(d.pidfile + ".oldbin") == second, 10, "second .oldbin")
+        third = wait_until(lambda: (p := read_pid(d.pidfile)) not in (0, second) and p, 15,
+                           "the third master")
+        masters.track(third)
+        wait_gone(second, 20)
+        ok = load.ok
+        wait_until(lambda: load.ok > ok + 10, 10, "requests after the second hand-over")
+    assert load.failures == []
+    assert f'"pid":{third}' in ctl_status(d.pidfile).replace(" ", "")
