@@ -79,7 +79,10 @@ void upgrade_child_init(struct upgrade *u)
 	if (fd) {
 		char *end;
 		long v = strtol(fd, &end, 10);
-		if (!*end && v >= 3 && fcntl((int)v, F_SETFD, FD_CLOEXEC) == 0) {
+		struct stat st;
+		/* only the pipe an old master passed: a stray variable is ignored */
+		if (!*end && v >= 3 && v < INT_MAX && fstat((int)v, &st) == 0 && S_ISFIFO(st.st_mode) &&
+		    fcntl((int)v, F_SETFD, FD_CLOEXEC) == 0) {
 			u->notify_fd = (int)v;
 			u->parent = getppid();
 		}
@@ -243,7 +246,10 @@ static void move_pidfile(struct arbiter *ar, bool to_old)
 static void on_ready(struct ev_loop *loop, ev_io *w, int revents);
 static void on_deadline(struct ev_loop *loop, ev_timer *t, int revents);
 
-/* fork + exec with plan; the child's pid, or -errno. */
+/* fork + exec with plan; the child's pid, or -errno.  Unlike a worker's,
+ * this fork may run from the signal's callback: the child never returns
+ * into the loop (it execs or _exits), and makes only async-signal-safe
+ * calls on the way. */
 static pid_t spawn_master(struct exec_plan *pl, int ready_w)
 {
 	sigset_t all, old;
