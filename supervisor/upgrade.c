@@ -308,6 +308,8 @@ void upgrade_begin(struct arbiter *ar)
 		r = build_env(&pl, &ar->ls, mfd >= 0);
 	if (r == 0 && pipe2(p, O_CLOEXEC) < 0)
 		r = -errno;
+	if (r == 0)
+		fcntl(p[0], F_SETFL, O_NONBLOCK);
 	move_pidfile(ar, true);
 	pid_t pid = r == 0 ? spawn_master(&pl, p[1]) : r;
 	free_plan(&pl);
@@ -370,25 +372,33 @@ static void handed_over(struct arbiter *ar)
 	arbiter_stop(ar, true);
 }
 
-static void on_ready(struct ev_loop *loop, ev_io *w, int revents)
+/* What the new master said on the pipe: 'R' (ready: true), 'E' + errno
+ * (exec failed: logged), nothing yet, or EOF.  The read end is non-blocking:
+ * the new master's workers may hold the write end for a moment. */
+static bool read_ready(struct upgrade *u, bool *done)
 {
-	struct arbiter *ar = ev_userdata(loop);
 	char msg[16];
-	(void)revents;
-	ssize_t n = read(w->fd, msg, sizeof(msg));
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
-	if (n > 0 && msg[0] == 'R') {
-		handed_over(ar);
-		return;
-	}
+	ssize_t n = read(u->ready_fd, msg, sizeof(msg));
+	*done = !(n < 0 && (errno == EINTR || errno == EAGAIN));
+	if (n > 0 && msg[0] == 'R')
+		return true;
 	if (n >= (ssize_t)(1 + sizeof(int)) && msg[0] == 'E') {
 		int e;
 		memcpy(&e, msg + 1, sizeof(e));
 		log_error("USR2: cannot execute %s: %s", exe_path, strerror(e));
 	}
-	/* EOF or an error: its exit (the child watcher) says the rest. */
-	ev_io_stop(loop, w);
+	return false;
+}
+
+static void on_ready(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct arbiter *ar = ev_userdata(loop);
+	bool done;
+	(void)revents;
+	if (read_ready(&ar->upgrade, &done))
+		handed_over(ar);
+	else if (done)
+		ev_io_stop(loop, w); /* EOF or an error: its exit (the child watcher) says the rest */
 }
 
 static void on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
@@ -424,6 +434,9 @@ bool upgrade_reaped(struct arbiter *ar, pid_t pid, int status)
 		return false;
 	char why[96];
 	describe_exit(status, why, sizeof(why));
+	bool done;
+	if (u->ready_fd >= 0 && u->phase == UPG_STARTING)
+		read_ready(u, &done); /* its last word may still wait behind the exit */
 	bool was_ready = u->phase == UPG_HANDED_OVER;
 	stop_watching(ar);
 	u->phase = UPG_IDLE;
