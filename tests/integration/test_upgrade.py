@@ -14,7 +14,7 @@ import pytest
 import conftest
 from conftest import DROVER_BIN, HELLO_SO, Load, free_port, get, pid_alive, wait_until
 from test_notify import Notify
-from upgrade_util import Masters, exe_ino, read_pid, wait_gone
+from upgrade_util import KeepAliveLoad, Masters, exe_ino, read_pid, wait_gone
 
 HELLO = "so:" + HELLO_SO
 
@@ -53,7 +53,9 @@ def usr2(d, masters):
 def test_usr2_under_load(drover, masters, model):
     mport = free_port()
     d = drover(HELLO, "-w", "2", "-k", model, "--metrics-bind", f"127.0.0.1:{mport}")
-    with Load(d.url, threads=3) as load:
+    # connection per request, and (thread, event) keep-alive clients too
+    ka = KeepAliveLoad(d.port, threads=2 if model != "sync" else 0)
+    with Load(d.url, threads=2) as load, ka:
         new, t0 = usr2(d, masters)
         # both run: the old pidfile is PIDFILE.oldbin until the old master exits
         assert pid_alive(d.pid) and pid_alive(new)
@@ -62,8 +64,9 @@ def test_usr2_under_load(drover, masters, model):
         ok_at_exit = load.ok
         wait_until(lambda: load.ok > ok_at_exit + 20, 10, "requests after the hand-over")
     print(f"\nUSR2 {model}: hand-over {handover:.2f} s (USR2 to old master's exit), "
-          f"{load.ok} requests, {len(load.failures)} failed")
-    assert load.failures == []
+          f"{load.ok} requests, {len(load.failures)} failed; keep-alive: {ka.ok} requests, "
+          f"{len(ka.failures)} failed, {ka.retried} retried, {ka.reconnects} connections")
+    assert load.failures == [] and ka.failures == []
     assert not os.path.exists(d.pidfile + ".oldbin")
     assert read_pid(d.pidfile) == new
     assert len(masters.workers(new)) == 2

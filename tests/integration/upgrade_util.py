@@ -53,3 +53,95 @@ def wait_gone(pid, timeout=15):
 
 def exe_ino(pid):
     return os.stat(f"/proc/{pid}/exe").st_ino
+
+
+class KeepAliveLoad:
+    """Closed-loop GETs over keep-alive connections from `threads` threads
+    while the with-block runs.  A response with Connection: close makes the
+    client reconnect.  .failures holds resets, errors and responses cut
+    short; a reused connection closed before any byte of the response (the
+    server closed it idle as the request crossed: RFC 9112 section 9.3.1 lets
+    a client retry that) is retried once on a new connection and counted in
+    .retried.  Entering returns once more than min_ok requests succeeded."""
+
+    REQ = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+    def __init__(self, port, threads=2, min_ok=5):
+        import threading
+        self.port, self.min_ok = port, min_ok
+        self.ok, self.retried, self.reconnects, self.failures = 0, 0, 0, []
+        self.halt = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _connect(self):
+        import socket
+        self.reconnects += 1
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=20)
+        return s
+
+    def _one(self, s):
+        """(ok, close?) or raise; EOFError('idle') if nothing came back."""
+        import re
+        s.sendall(self.REQ)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            c = s.recv(65536)
+            if not c:
+                raise EOFError("idle" if not buf else "cut in the head")
+            buf += c
+        head, _, body = buf.partition(b"\r\n\r\n")
+        n = int(re.search(rb"(?i)^content-length:\s*(\d+)", head, re.M).group(1))
+        while len(body) < n:
+            c = s.recv(65536)
+            if not c:
+                raise EOFError("cut in the body")
+            body += c
+        return head.split(b" ", 2)[1] == b"200", bool(
+            re.search(rb"(?i)^connection:\s*close", head, re.M))
+
+    def _run(self):
+        s, fresh = None, False
+        while not self.halt.is_set():
+            try:
+                if s is None:
+                    s, fresh = self._connect(), True
+                ok, close = self._one(s)
+                fresh = False
+                if ok:
+                    self.ok += 1
+                else:
+                    self.failures.append("status")
+                if close:
+                    s.close()
+                    s = None
+            except EOFError as e:
+                s.close()
+                s = None
+                if str(e) == "idle" and not fresh:
+                    self.retried += 1  # the next loop retries on a new connection
+                else:
+                    self.failures.append(repr(e))
+            except OSError as e:
+                if s:
+                    s.close()
+                s = None
+                self.failures.append(repr(e))
+        if s:
+            s.close()
+
+    def __enter__(self):
+        from conftest import wait_until
+        for t in self.threads:
+            t.start()
+        try:
+            if self.threads:
+                wait_until(lambda: self.ok > self.min_ok, 10, "keep-alive load running")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.halt.set()
+        for t in self.threads:
+            t.join(25)
