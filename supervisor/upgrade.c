@@ -108,11 +108,20 @@ struct exec_plan {
 
 #define PID_ROOM 24
 
+/* systemd watches this master (WATCHDOG_USEC, and WATCHDOG_PID unset or
+ * ours): then it watches the new one, and WATCHDOG_PID says so. */
+static bool watchdog_ours(void)
+{
+	const char *pid = getenv("WATCHDOG_PID");
+	return getenv("WATCHDOG_USEC") && (!pid || atol(pid) == (long)getpid());
+}
+
 static bool env_dropped(const char *kv)
 {
 	static const char *const drop[] = {"LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=",
-					   "WATCHDOG_PID=", "DROVER_UPGRADE_FD=",
-					   "DROVER_SYSTEMD_FDS="};
+					   "DROVER_UPGRADE_FD=", "DROVER_SYSTEMD_FDS="};
+	if (strncmp(kv, "WATCHDOG_PID=", 13) == 0)
+		return watchdog_ours();
 	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
 		if (strncmp(kv, drop[i], strlen(drop[i])) == 0)
 			return true;
@@ -164,7 +173,7 @@ static int build_env(struct exec_plan *pl, const struct listeners *ls, bool metr
 	strcpy(buf, "LISTEN_PID=");
 	pl->listen_pid = buf + strlen(buf);
 	pl->envp[k++] = pl->owned[4] = buf;
-	if (getenv("WATCHDOG_USEC")) {
+	if (watchdog_ours()) {
 		if (!(buf = calloc(1, sizeof("WATCHDOG_PID=") + PID_ROOM)))
 			return -ENOMEM;
 		strcpy(buf, "WATCHDOG_PID=");
