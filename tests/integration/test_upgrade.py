@@ -235,3 +235,15 @@ def test_usr2_twice_in_a_row(drover, masters):
         wait_until(lambda: load.ok > ok + 10, 10, "requests after the second hand-over")
     assert load.failures == []
     assert f'"pid":{third}' in ctl_status(d.pidfile).replace(" ", "")
+
+
+def test_usr2_keeps_a_unix_socket_file(drover, masters, tmp_path):
+    """The old master must not unlink the socket file it hands over."""
+    path = str(tmp_path / "app.sock")
+    d = drover(HELLO, "-w", "1", "-b", "unix:" + path)
+    req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    new, _ = usr2(d, masters)
+    assert d.wait_exit(20) == 0
+    assert os.path.exists(path)
+    assert d.http(req).startswith(b"HTTP/1.1 200")
+    assert f'"pid":{new}' in ctl_status(d.pidfile).replace(" ", "")
