@@ -310,6 +310,15 @@ static int address_why(const char *a, bool allow_unix, char *why, size_t n)
 			return 0;
 		return -1;
 	}
+	if (!strncmp(a, "fd:", 3) && allow_unix) {
+		/* a socket passed by systemd (LISTEN_FDNAMES), which separates
+		 * names with ':' */
+		if (!a[3] || strchr(a + 3, ':') || strlen(a) >= 128) {
+			snprintf(why, n, "expected fd:NAME (a socket's FileDescriptorName=)");
+			return -1;
+		}
+		return 0;
+	}
 	if (a[0] == '[') {
 		const char *close = strchr(a, ']');
 		if (close)

@@ -192,8 +192,14 @@ static void ev_pause(struct arbiter *ar, const char *by)
 
 static void ev_upgrade(struct arbiter *ar, const char *by)
 {
-	(void)ar;
-	log_warn("%s (binary upgrade) is not supported yet; ignored", by);
+	(void)by;
+	upgrade_begin(ar); /* refuses (logged) while a hand-over is under way */
+}
+
+static void ev_refuse_upgrading(struct arbiter *ar, const char *by)
+{
+	log_warn("%s refused: a binary upgrade is under way (new master pid %d)", by,
+		 (int)ar->upgrade.child);
 }
 
 /* The config and the app stay: each worker is replaced by a fresh one,
@@ -217,11 +223,17 @@ static const event_fn on_event[MASTER_NSTATES][MEV_N] = {
 	[MASTER_RELOADING] = {
 		[MEV_GRACEFUL_STOP] = ev_graceful_stop, [MEV_FAST_STOP] = ev_fast_stop,
 	},
+	/* USR2 under way: both masters share the sockets.  WINCH then QUIT
+	 * retire this one (upgrade_handover = manual); a reload would change
+	 * sockets the other master holds too, and a second upgrade is one too
+	 * many: both refused with a log line. */
 	[MASTER_UPGRADING] = {
+		[MEV_GROW] = ev_grow, [MEV_SHRINK] = ev_shrink, [MEV_RELOAD] = ev_refuse_upgrading,
 		[MEV_GRACEFUL_STOP] = ev_graceful_stop, [MEV_FAST_STOP] = ev_fast_stop,
-		[MEV_REOPEN_LOGS] = ev_reopen_logs,
+		[MEV_REOPEN_LOGS] = ev_reopen_logs, [MEV_PAUSE] = ev_pause,
+		[MEV_UPGRADE] = ev_upgrade,
 	},
-	[MASTER_GRACEFUL_STOP] = {[MEV_FAST_STOP] = ev_fast_stop},
+	[MASTER_GRACEFUL_STOP] = {[MEV_FAST_STOP] = ev_fast_stop, [MEV_UPGRADE] = ev_upgrade},
 	[MASTER_FAST_STOP] = {0},
 };
 
@@ -284,6 +296,10 @@ static void on_child(struct ev_loop *loop, ev_child *cw, int revents)
 {
 	struct arbiter *ar = ev_userdata(loop);
 	(void)revents;
+	if (upgrade_reaped(ar, cw->rpid, cw->rstatus)) {
+		check_done(ar);
+		return;
+	}
 	struct worker_rec *w = pool_find(&ar->pool, cw->rpid);
 	if (!w)
 		return; /* not ours (e.g. a child of a preloaded app) */
@@ -426,6 +442,7 @@ void arbiter_tick(struct arbiter *ar, uint64_t now)
 	autoscale_run_tick(ar, now); /* sets the target: the pool acts in its prepare */
 	decide_and_act(ar, now);
 	notify_tick(ar->notify, &ar->pool, ar->sampler, now);
+	upgrade_tick(ar); /* a master started by USR2: tell the old one once ready */
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)

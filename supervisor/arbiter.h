@@ -15,11 +15,12 @@
 #include "supervisor/cli.h"
 #include "supervisor/listen.h"
 #include "supervisor/pool.h"
+#include "supervisor/upgrade.h"
 
 enum master_state {
 	MASTER_RUNNING,
 	MASTER_RELOADING, /* building the new configuration (HUP, ctl reload) */
-	MASTER_UPGRADING, /* a new binary is taking over (USR2; not built yet) */
+	MASTER_UPGRADING, /* a new binary is taking over (USR2, upgrade.c) */
 	MASTER_GRACEFUL_STOP, /* TERM: workers drain, then the master exits */
 	MASTER_FAST_STOP, /* INT/QUIT: workers are told to quit now */
 	MASTER_NSTATES,
@@ -50,6 +51,8 @@ enum master_exit {
 struct sampler;
 struct notify;
 struct recycler;
+struct control;
+struct metrics_http;
 
 struct arbiter {
 	struct ev_loop *loop;
@@ -68,6 +71,9 @@ struct arbiter {
 	ev_timer tick;
 	ev_signal wake; /* SB_WAKE_MASTER_SIGNAL: a worker asks for its replacement */
 	struct autoscaler autoscale; /* autoscale_run.c */
+	struct upgrade upgrade; /* USR2, either side (upgrade.c) */
+	struct control *control; /* the control socket, NULL: none (main, upgrade.c) */
+	struct metrics_http *metrics; /* the metrics listener, NULL: none (main) */
 };
 
 /* (Re)open the access log of ar->conf for the workers forked from now on. */

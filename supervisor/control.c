@@ -337,14 +337,23 @@ void control_path(const char *control, const char *pidfile, char *buf, size_t ca
 		buf[0] = '\0';
 }
 
-struct control *control_start(struct arbiter *ar)
+/* Bind at path, or beside it (path.new) and rename over it when taking
+ * over from the master we replace. */
+static struct control *control_bind(struct arbiter *ar, bool take_over)
 {
-	char path[sizeof(((struct control *)0)->path)];
+	char path[sizeof(((struct control *)0)->path)], tmp[sizeof(path) + 8];
 	control_path(ar->conf.control, ar->conf.pidfile, path, sizeof(path));
 	if (!path[0])
 		return NULL;
+	snprintf(tmp, sizeof(tmp), "%s%s", path, take_over ? ".new" : "");
 	struct control *ctl = calloc(1, sizeof(*ctl));
-	int fd = ctl ? listen_private_unix(path, 16, &ctl->file) : -ENOMEM;
+	int fd = ctl ? listen_private_unix(tmp, 16, &ctl->file) : -ENOMEM;
+	if (fd >= 0 && take_over && rename(tmp, path) < 0) {
+		int e = -errno;
+		close(fd);
+		listen_unlink_own(tmp, &ctl->file);
+		fd = e;
+	}
 	if (fd < 0) {
 		log_error("control socket %s: %s; running without it", path, strerror(-fd));
 		free(ctl);
@@ -357,6 +366,16 @@ struct control *control_start(struct arbiter *ar)
 	ctl_server_start(&ctl->srv, &sc, fd);
 	log_info("control socket at %s", path);
 	return ctl;
+}
+
+struct control *control_start(struct arbiter *ar)
+{
+	return control_bind(ar, false);
+}
+
+struct control *control_take_over(struct arbiter *ar)
+{
+	return control_bind(ar, true);
 }
 
 void control_stop(struct control *ctl)

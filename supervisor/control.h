@@ -40,6 +40,10 @@ void control_path(const char *control, const char *pidfile, char *buf, size_t ca
 /* Bind and serve the control socket on ar's loop; NULL if none is
  * configured or it cannot be bound (logged: the master runs without it). */
 struct control *control_start(struct arbiter *ar);
+/* The same for a master started by USR2: bound beside the old master's
+ * socket and renamed over its path, so that a client always finds one of
+ * the two.  The old master leaves the path alone (the file is not its own). */
+struct control *control_take_over(struct arbiter *ar);
 /* Close it and remove its socket file if that is still ours. */
 void control_stop(struct control *ctl);
 #endif

@@ -126,14 +126,19 @@ size_t handoff_take_queues(const struct listeners *ls, int backlog, struct hando
 		log_error("graceful stop: out of memory; queued connections are reset");
 	for (size_t i = 0; ls && i < ls->n; i++) {
 		int lfd = ls->l[i].fd;
+		/* A socket systemd or the other master of a USR2 hand-over also
+		 * holds is never shut down: on Linux shutdown() on a listening
+		 * socket stops it in every process sharing it, so the new master's
+		 * workers (or systemd's queue for our next start) would lose it.
+		 * Its queue is left to them too: they keep accepting. */
+		if (listen_shared(ls, i))
+			continue;
 		if (t)
 			nt += take_queue(lfd, t + nt, room);
 		/* From here the kernel refuses new connections.  A connection
 		 * completing between the last accept and this call is reset: a
 		 * window of microseconds, which only a listener per worker
-		 * generation could close.  Sockets inherited from systemd
-		 * (socket activation, when it comes) must skip this: the
-		 * shutdown would stop systemd's socket too. */
+		 * generation could close. */
 		if (shutdown(lfd, SHUT_RD) < 0)
 			log_error("shutdown(listener %s): %s", ls->l[i].name, strerror(errno));
 	}

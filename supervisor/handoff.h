@@ -26,7 +26,9 @@ int handoff_pair(int fds[2]);
  * unix connect gets ECONNREFUSED, workers blocked in accept get EINVAL).
  * *out: a malloc'ed array (free it), NULL when nothing was queued.  Returns
  * the count; on ENOMEM the listeners are still shut and the queues reset
- * (logged).  Never blocks: the listeners are non-blocking. */
+ * (logged).  Never blocks: the listeners are non-blocking.  Listeners
+ * shared with systemd or another master (listen_shared) are left alone,
+ * neither emptied nor shut. */
 size_t handoff_take_queues(const struct listeners *ls, int backlog, struct handoff_conn **out);
 /* Send c to the worker on chan without waiting.  0, or -errno (EAGAIN: the
  * channel is full; EPIPE/ECONNREFUSED: the worker shut it or exited).  The

@@ -10,12 +10,15 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 int listen_parse(const char *bind, struct worker_listener *l, char *err, size_t errlen)
@@ -23,6 +26,16 @@ int listen_parse(const char *bind, struct worker_listener *l, char *err, size_t 
 	memset(l, 0, sizeof(*l));
 	l->fd = -1;
 	snprintf(l->name, sizeof(l->name), "%s", bind);
+	if (strncmp(bind, "fd:", 3) == 0) {
+		/* a socket passed by name (systemd's FileDescriptorName=), which
+		 * LISTEN_FDNAMES separates with ':' */
+		if (!bind[3] || strchr(bind + 3, ':') || strlen(bind) >= sizeof(l->name)) {
+			snprintf(err, errlen, "%s: expected fd:NAME (a LISTEN_FDNAMES name)", bind);
+			return -1;
+		}
+		l->family = AF_UNSPEC; /* known once the socket is taken */
+		return 0;
+	}
 	if (strncmp(bind, "unix:", 5) == 0) {
 		if (strlen(bind + 5) == 0 || strlen(bind + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 			snprintf(err, errlen, "%s: bad unix socket path", bind);
@@ -194,9 +207,190 @@ static int open_tcp(struct worker_listener *l, int backlog, bool defer)
 	return fd;
 }
 
+/* ---- inherited sockets (LISTEN_FDS): systemd socket activation and USR2 ---- */
+
+#define INHERIT_MAX 64
+
+static struct inherited {
+	int fd;
+	char name[64]; /* LISTEN_FDNAMES entry ("unknown" when none) */
+	enum listen_origin origin;
+	bool taken;
+} inh[INHERIT_MAX];
+static size_t ninh;
+
+/* The other master of an upgrade lives: our parent (we are the new master),
+ * or a child not reaped yet (we are the old one). */
+static bool sharer_alive(pid_t pid)
+{
+	return pid == getppid() || kill(pid, 0) == 0;
+}
+
+bool listen_shared(const struct listeners *ls, size_t i)
+{
+	return ls->file[i].origin == LISTEN_SYSTEMD || (ls->sharer && sharer_alive(ls->sharer));
+}
+
+int listen_inherit(enum listen_origin origin, unsigned long long systemd_mask)
+{
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
+	if (n <= 0)
+		return n;
+	int rc = n;
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		if (rc > 0 && sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+			rc = -ENOTSOCK;
+		if (rc > 0 && (size_t)i < INHERIT_MAX) {
+			/* Ours now: kept from exec'd helpers; non-blocking as every
+			 * listener here (listen.c's header says why).  O_NONBLOCK is on
+			 * the shared file description, which the other holders (systemd,
+			 * the old master) do not mind. */
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+			struct inherited *h = &inh[ninh++];
+			*h = (struct inherited){.fd = fd, .origin = origin};
+			if (i < 64 && (systemd_mask >> i) & 1)
+				h->origin = LISTEN_SYSTEMD;
+			snprintf(h->name, sizeof(h->name), "%s", names && names[i] ? names[i] : "unknown");
+		} else {
+			close(fd); /* a socket we cannot use must not linger in the pool */
+		}
+		free(names ? names[i] : NULL);
+	}
+	free(names);
+	return rc > 0 && n > INHERIT_MAX ? -EMFILE : rc;
+}
+
+/* Whether inherited socket fd listens on l's address. */
+static bool same_address(int fd, struct worker_listener *l)
+{
+	struct sockaddr_storage got, want;
+	socklen_t gl = sizeof(got), wl = 0;
+	if (getsockname(fd, (struct sockaddr *)&got, &gl) < 0)
+		return false;
+	if (l->family == AF_UNIX) {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)&got;
+		return got.ss_family == AF_UNIX && gl > offsetof(struct sockaddr_un, sun_path) &&
+		       strncmp(un->sun_path, l->name + 5, sizeof(un->sun_path)) == 0;
+	}
+	int family;
+	if (resolve(l, &want, &wl, &family) < 0 || got.ss_family != want.ss_family)
+		return false;
+	if (family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&got, *b = (const void *)&want;
+		return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *a = (const void *)&got, *b = (const void *)&want;
+	return a->sin6_port == b->sin6_port &&
+	       memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
+}
+
+/* A listener given by name has its address only once taken: fill what the
+ * workers use (family, numeric host, port) from the socket itself. */
+static void describe_taken(struct worker_listener *l, int fd)
+{
+	struct sockaddr_storage got;
+	socklen_t gl = sizeof(got);
+	if (getsockname(fd, (struct sockaddr *)&got, &gl) < 0)
+		return;
+	l->family = got.ss_family;
+	if (got.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&got;
+		inet_ntop(AF_INET, &a->sin_addr, l->host, sizeof(l->host));
+		l->port = ntohs(a->sin_port);
+	} else if (got.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)&got;
+		inet_ntop(AF_INET6, &a->sin6_addr, l->host, sizeof(l->host));
+		l->port = ntohs(a->sin6_port);
+	}
+}
+
+/* 0 if an inherited socket matches l (by fd:NAME, else by address): l and
+ * file then describe it; -1 if none does. */
+static int take_inherited(struct worker_listener *l, struct listen_file *file)
+{
+	bool by_name = strncmp(l->name, "fd:", 3) == 0;
+	for (size_t i = 0; i < ninh; i++) {
+		struct inherited *h = &inh[i];
+		if (h->taken || (by_name ? strcmp(h->name, l->name + 3) != 0 : !same_address(h->fd, l)) ||
+		    (!by_name && strcmp(h->name, LISTEN_METRICS_NAME) == 0))
+			continue;
+		h->taken = true;
+		l->fd = h->fd;
+		if (by_name || l->family != AF_UNIX)
+			describe_taken(l, h->fd);
+		*file = (struct listen_file){.origin = h->origin}; /* never a file of ours */
+		return 0;
+	}
+	return -1;
+}
+
+int listen_inherit_check(char *err, size_t errlen)
+{
+	for (size_t i = 0; i < ninh; i++) {
+		if (inh[i].taken || strcmp(inh[i].name, LISTEN_METRICS_NAME) == 0)
+			continue;
+		char addr[128] = "?";
+		struct sockaddr_storage got;
+		socklen_t gl = sizeof(got);
+		struct worker_listener l = {0};
+		if (getsockname(inh[i].fd, (struct sockaddr *)&got, &gl) == 0 &&
+		    got.ss_family == AF_UNIX)
+			snprintf(addr, sizeof(addr), "unix:%.100s",
+				 ((struct sockaddr_un *)&got)->sun_path);
+		else if ((describe_taken(&l, inh[i].fd), l.host[0]))
+			snprintf(addr, sizeof(addr), l.family == AF_INET6 ? "[%s]:%d" : "%s:%d", l.host,
+				 l.port);
+		snprintf(err, errlen, "passed socket %d (name %s, %s) matches no bind entry: add "
+			 "\"bind = %s\" or \"bind = fd:%s\"", inh[i].fd, inh[i].name, addr, addr,
+			 inh[i].name);
+		return -1;
+	}
+	return 0;
+}
+
+void listen_inherit_close_unused(void)
+{
+	for (size_t i = 0; i < ninh; i++)
+		if (!inh[i].taken) {
+			close(inh[i].fd);
+			inh[i].taken = true;
+		}
+}
+
+/* The metrics listener the master we replace passes on, if it listens on
+ * l's address: its fd, else -1. */
+static int take_inherited_metrics(struct worker_listener *l)
+{
+	for (size_t i = 0; i < ninh; i++) {
+		struct inherited *h = &inh[i];
+		if (!h->taken && strcmp(h->name, LISTEN_METRICS_NAME) == 0 && same_address(h->fd, l)) {
+			h->taken = true;
+			describe_taken(l, h->fd);
+			return h->fd;
+		}
+	}
+	return -1;
+}
+
+const char *listen_pass_name(const struct listeners *ls, size_t i)
+{
+	const char *name = ls->l[i].name;
+	return strncmp(name, "fd:", 3) == 0 ? name + 3 : "bind";
+}
+
 static int open_one(struct worker_listener *l, struct listen_file *file, int backlog, char *err,
 		    size_t errlen)
 {
+	if (take_inherited(l, file) == 0)
+		return 0;
+	if (l->family == AF_UNSPEC) {
+		snprintf(err, errlen, "cannot listen on %s: no socket of that name was passed "
+			 "(LISTEN_FDS/LISTEN_FDNAMES)", l->name);
+		return -1;
+	}
 	int fd = l->family == AF_UNIX ? open_unix_path(l->name + 5, 0, backlog, file)
 				      : open_tcp(l, backlog, true);
 	if (fd < 0) {
@@ -241,7 +435,8 @@ int listen_open(const struct conf_list *binds, int backlog, struct listeners *pr
 {
 	size_t cap = binds->n ? binds->n : 1;
 	*out = (struct listeners){.l = calloc(cap, sizeof(*out->l)),
-				  .file = calloc(cap, sizeof(*out->file))};
+				  .file = calloc(cap, sizeof(*out->file)),
+				  .sharer = prev ? prev->sharer : 0};
 	if (!out->l || !out->file) {
 		snprintf(err, errlen, "out of memory");
 		listen_close(out);
@@ -265,11 +460,12 @@ fail:
 
 void listen_close(struct listeners *ls)
 {
+	bool shared = ls->sharer && sharer_alive(ls->sharer);
 	for (size_t i = 0; i < ls->n; i++) {
 		if (ls->l[i].fd < 0)
 			continue;
 		close(ls->l[i].fd);
-		if (ls->l[i].family == AF_UNIX)
+		if (ls->l[i].family == AF_UNIX && !shared)
 			listen_unlink_own(ls->l[i].name + 5, &ls->file[i]);
 	}
 	free(ls->l);
@@ -291,7 +487,9 @@ int listen_metrics(const char *spec, char *name, size_t cap)
 	unsigned char addr[16];
 	if (inet_pton(AF_INET, l.host, addr) != 1 && inet_pton(AF_INET6, l.host, addr) != 1)
 		return -EINVAL;
-	int fd = open_tcp(&l, 64, false);
+	int fd = take_inherited_metrics(&l);
+	if (fd < 0)
+		fd = open_tcp(&l, 64, false);
 	if (fd >= 0)
 		snprintf(name, cap, l.family == AF_INET6 ? "[%s]:%d" : "%s:%d", l.host, l.port);
 	return fd;

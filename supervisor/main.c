@@ -5,6 +5,8 @@
  * master_exit). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +23,14 @@
 #include "supervisor/metrics_http.h"
 #include "supervisor/privileges.h"
 #include "supervisor/proctitle.h"
+#include "supervisor/upgrade.h"
 
 /* gunicorn's master hooks run before and after the loop, never in it; one
  * that hangs is killed after this long (seconds). */
 #define HOOK_LIMIT_S 30.0
 
 static struct arbiter ar; /* large (one record per slot): not on the stack */
+static bool pidfile_written;
 
 static int write_pidfile(const char *path)
 {
@@ -37,6 +41,7 @@ static int write_pidfile(const char *path)
 		log_error("cannot write pidfile %s: %s", path, strerror(errno));
 		return -1;
 	}
+	pidfile_written = true;
 	return 0;
 }
 
@@ -91,17 +96,21 @@ static int setup(struct arbiter *a)
 		log_error("chdir %s: %s", c->chdir, strerror(errno));
 		return MASTER_EXIT_ERROR;
 	}
-	if (listen_open(&c->bind, (int)c->backlog, NULL, &a->ls, err, sizeof(err)) < 0) {
+	if (listen_open(&c->bind, (int)c->backlog, NULL, &a->ls, err, sizeof(err)) < 0 ||
+	    listen_inherit_check(err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return MASTER_EXIT_ERROR;
 	}
 	raise_fd_limit(c, a->ls.n);
+	a->ls.sharer = a->upgrade.parent; /* the old master serves on them until we are ready */
 	struct scoreboard *sb = sb_map(SB_MAX_SLOTS);
 	if (!sb) {
 		log_crit("cannot map the scoreboard: %s", strerror(errno));
 		return MASTER_EXIT_ERROR;
 	}
 	pool_init(&a->pool, sb, NULL);
+	if (a->upgrade.notify_fd >= 0)
+		master_fds_add(&a->pool.env.master_fds, a->upgrade.notify_fd); /* not the workers' */
 	arbiter_reopen_access_log(a);
 	int r = arbiter_init(a);
 	if (r < 0) {
@@ -180,7 +189,13 @@ int main(int argc, char **argv)
 		return doctor_main(argc - 1, argv + 1); /* ctl doctor, or --attach PID */
 	if (argc > 1 && strcmp(argv[1], "__python") == 0)
 		return worker_python_helper(argc - 1, argv + 1); /* a master hook's process */
+	upgrade_save_argv(argc, argv); /* before anything moves argv or the directory */
 	proctitle_init(argc, argv);
+	/* A master started by USR2 comes with every signal blocked (the old
+	 * master's fork); libev sets up its own once the loop starts. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	struct cli cli;
 	char err[4096];
 	if (cli_parse(argc, argv, &cli, err, sizeof(err)) < 0) {
@@ -230,15 +245,23 @@ int main(int argc, char **argv)
 		return MASTER_EXIT_USAGE;
 	}
 	ar.cli = &cli;
+	upgrade_child_init(&ar.upgrade);
+	int ninh = listen_inherit(ar.upgrade.parent ? LISTEN_UPGRADE : LISTEN_SYSTEMD,
+				  ar.upgrade.systemd_mask);
+	if (ninh < 0) {
+		fprintf(stderr, "drover: sockets passed by LISTEN_FDS: %s\n", strerror(-ninh));
+		return MASTER_EXIT_ERROR;
+	}
 	worker_master_hook(&ar.conf, "on_starting", HOOK_LIMIT_S);
 	int rc = setup(&ar);
-	struct control *ctl = NULL;
-	struct metrics_http *mh = NULL;
 	if (rc == 0) {
 		/* bound before the privilege drop: a root-owned run directory or a
-		 * privileged metrics port work; the workers are forked later */
-		ctl = control_start(&ar);
-		mh = metrics_http_start(&ar);
+		 * privileged metrics port work; the workers are forked later.
+		 * Started by USR2: the control socket stays the old master's
+		 * until our workers accept (upgrade_tick takes it over). */
+		if (!ar.upgrade.parent)
+			ar.control = control_start(&ar);
+		ar.metrics = metrics_http_start(&ar);
 		rc = setup_user(&ar);
 	}
 	if (rc == 0)
@@ -249,18 +272,20 @@ int main(int argc, char **argv)
 		proctitle_set(title);
 		announce(&ar, &cli);
 		/* From here on the master never exits on an error: it logs and goes on. */
+		listen_inherit_close_unused(); /* a passed metrics socket no longer wanted */
 		rc = arbiter_run(&ar);
-		metrics_http_stop(mh);
-		control_stop(ctl);
+		metrics_http_stop(ar.metrics);
+		control_stop(ar.control);
 		arbiter_fini(&ar);
 		log_info("master exiting (status %d)", rc);
 		worker_master_hook(&ar.conf, "on_exit", HOOK_LIMIT_S);
 	} else {
-		metrics_http_stop(mh); /* started before the privilege drop failed */
-		control_stop(ctl);
+		metrics_http_stop(ar.metrics); /* started before the privilege drop failed */
+		control_stop(ar.control);
 	}
-	if (ar.conf.pidfile[0] && rc != MASTER_EXIT_USAGE)
-		unlink(ar.conf.pidfile);
+	char oldbin[PATH_MAX];
+	if (ar.conf.pidfile[0] && pidfile_written)
+		unlink(upgrade_pidfile(&ar.upgrade, ar.conf.pidfile, oldbin, sizeof(oldbin)));
 	listen_close(&ar.ls);
 	conf_free(&ar.conf);
 	cli_free(&cli);

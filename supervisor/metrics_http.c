@@ -182,6 +182,11 @@ struct metrics_http *metrics_http_start(struct arbiter *ar)
 	return m;
 }
 
+int metrics_http_fd(const struct metrics_http *m)
+{
+	return m ? m->srv.fd : -1;
+}
+
 void metrics_http_stop(struct metrics_http *m)
 {
 	if (!m)

@@ -33,4 +33,6 @@ struct metrics_req {
  * (a full buffer without a whole head gets 431) and eof whether the peer shut
  * its side. */
 void metrics_http_parse(const char *in, size_t inlen, size_t cap, bool eof, struct metrics_req *r);
+/* Its listening socket (passed on by a USR2 upgrade), -1 if none. */
+int metrics_http_fd(const struct metrics_http *m);
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "supervisor/log.h"
 #include "supervisor/pool.h"
@@ -138,4 +139,30 @@ void notify_stopping(struct notify *n)
 		return;
 	n->stopping = true;
 	notify_send(n, "STOPPING=1\nSTATUS=stopping");
+}
+
+void notify_mainpid(struct notify *n)
+{
+	char msg[64];
+	snprintf(msg, sizeof(msg), "MAINPID=%d", (int)getpid());
+	if (n)
+		notify_send(n, msg);
+}
+
+void notify_handover(struct notify *n, pid_t new_master)
+{
+	char msg[64];
+	snprintf(msg, sizeof(msg), "MAINPID=%d", (int)new_master);
+	if (!n)
+		return;
+	notify_send(n, msg);
+	n->enabled = false;
+}
+
+void notify_handback(struct notify *n)
+{
+	if (!n || !getenv("NOTIFY_SOCKET"))
+		return;
+	n->enabled = true;
+	notify_mainpid(n);
 }

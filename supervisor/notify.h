@@ -8,6 +8,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct pool;
 struct sampler;
@@ -31,6 +32,15 @@ void notify_stop(struct notify *n);
 void notify_tick(struct notify *n, const struct pool *p, const struct sampler *s, uint64_t now);
 /* Before a reload (HUP or `ctl reload`), from the running generation. */
 void notify_reloading(struct notify *n, uint32_t generation);
+/* USR2, the new master once its workers accept: MAINPID= of itself (taken
+ * by systemd with NotifyAccess=all, or once the old master said it). */
+void notify_mainpid(struct notify *n);
+/* USR2, the old master handing over: MAINPID= of the new one (the main pid
+ * may say it under NotifyAccess=main), then silence: its STOPPING=1 must not
+ * stop the service the new master runs. */
+void notify_handover(struct notify *n, pid_t new_master);
+/* The new master died after the hand-over: this one is the service again. */
+void notify_handback(struct notify *n);
 /* When a stop begins. */
 void notify_stopping(struct notify *n);
 /* The STATUS= text for the current figures (pure over the pool and the

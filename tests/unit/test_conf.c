@@ -618,6 +618,7 @@ static const char *other_value(const struct conf_option *o)
 		{ "user", "nobody" },
 		{ "group", "65534" },
 		{ "umask", "027" },
+		{ "upgrade_handover", "manual" },
 	};
 
 	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
