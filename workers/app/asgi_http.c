@@ -923,16 +923,14 @@ static PyObject *conn_data_received(struct asgi_conn *c, PyObject *data)
 	Py_RETURN_NONE;
 }
 
-/* The client shut its sending side.  A request still being answered keeps
- * the transport open (return True) so its response can be written. */
+/* The client shut its sending side.  As uvicorn does, that ends the
+ * connection: the transport closes and a cycle in progress sees
+ * http.disconnect (a streaming response must not run on for a client that
+ * left; a half-closing HTTP/1.1 client is rare). */
 static PyObject *conn_eof_received(struct asgi_conn *c, PyObject *noargs)
 {
 	(void)noargs;
 	c->peer_eof = true;
-	if (c->cycle) {
-		c->hc.resp.keep_alive = false;
-		Py_RETURN_TRUE;
-	}
 	c->closing = true;
 	Py_RETURN_NONE; /* the transport closes itself */
 }
