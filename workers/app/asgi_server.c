@@ -22,6 +22,7 @@ const int asgi_model_ready = 1;
 
 #define ACCEPT_BATCH 4 /* connections taken per wakeup and listener */
 #define DRAIN_IDLE_GRACE_NS 250000000ull /* as the event model */
+#define FAIR_RECHECK_S 0.001 /* paused for fairness: look again this soon */
 
 struct asgi_server asgi_srv;
 
@@ -29,7 +30,8 @@ static struct {
 	PyObject *self; /* the Server object */
 	PyObject *accept, *tick; /* its bound methods */
 	PyObject *add_reader, *remove_reader, *call_later, *connect, *socket_cls, *done;
-	bool listening, finished;
+	PyObject *recheck;
+	bool listening, readers, recheck_pending, finished;
 	double period_s;
 } S;
 
@@ -40,13 +42,12 @@ void asgi_stall_what(const char *what)
 
 /* ---- accepting ---- */
 
-static void listen_set(bool on)
+static void readers_set(bool on)
 {
 	const struct worker_args *a = asgi_srv.rt->args;
-	if (S.listening == on)
+	if (S.readers == on)
 		return;
-	S.listening = on;
-	atomic_store_explicit(&a->slot->listening, on, memory_order_relaxed);
+	S.readers = on;
 	for (size_t i = 0; i < a->nlisteners; i++) {
 		PyObject *r = on ? PyObject_CallFunction(S.add_reader, "iOn", a->listeners[i].fd,
 							 S.accept, (Py_ssize_t)i)
@@ -54,6 +55,53 @@ static void listen_set(bool on)
 		if (!r)
 			wsgi_log_exception("asgi: cannot %s %s", on ? "watch" : "unwatch",
 					   a->listeners[i].name);
+		Py_XDECREF(r);
+	}
+}
+
+/* Taking part in accepting (the slot's "listening", which the other
+ * workers' fairness reads) and watching the sockets. */
+static void listen_set(bool on)
+{
+	S.listening = on;
+	atomic_store_explicit(&asgi_srv.rt->args->slot->listening, on, memory_order_relaxed);
+	readers_set(on);
+}
+
+static bool may_accept(void)
+{
+	const struct worker_args *a = asgi_srv.rt->args;
+	return asgi_srv.nconns < (unsigned)a->conf->worker_connections &&
+	       sb_fair_to_accept(a->sb, a->slot) && req_budget_left(asgi_srv.rt->env.budget);
+}
+
+/* Another worker has fewer connections: leave the queued ones to it for a
+ * moment (the listen sockets are level-triggered: watching them now would
+ * spin), still counted as listening so that it compares with us too. */
+static PyObject *srv_recheck(PyObject *self, PyObject *noargs)
+{
+	(void)self;
+	(void)noargs;
+	S.recheck_pending = false;
+	if (!S.listening || asgi_srv.draining || S.readers)
+		Py_RETURN_NONE;
+	if (may_accept()) {
+		readers_set(true);
+		Py_RETURN_NONE;
+	}
+	PyObject *h = PyObject_CallFunction(S.call_later, "dO", FAIR_RECHECK_S, S.recheck);
+	S.recheck_pending = h != NULL;
+	Py_XDECREF(h);
+	return h ? Py_NewRef(Py_None) : NULL;
+}
+
+static void fair_pause(void)
+{
+	readers_set(false);
+	if (!S.recheck_pending) {
+		PyObject *r = srv_recheck(NULL, NULL);
+		if (!r)
+			PyErr_Clear();
 		Py_XDECREF(r);
 	}
 }
@@ -99,9 +147,12 @@ static PyObject *srv_accept(PyObject *self, PyObject *arg)
 	const struct worker_listener *l = &a->listeners[i];
 	unsigned cap = (unsigned)a->conf->worker_connections;
 	for (int n = 0; n < ACCEPT_BATCH; n++) {
-		if (asgi_srv.nconns >= cap || !sb_fair_to_accept(a->sb, a->slot) ||
-		    !req_budget_claim(asgi_srv.rt->env.budget)) {
-			listen_set(false); /* the tick listens again when it is fair */
+		if (asgi_srv.nconns >= cap || !sb_fair_to_accept(a->sb, a->slot)) {
+			fair_pause();
+			break;
+		}
+		if (!req_budget_claim(asgi_srv.rt->env.budget)) {
+			listen_set(false); /* max_requests: the tick decides */
 			break;
 		}
 		struct sockaddr_storage ss;
@@ -175,10 +226,10 @@ static PyObject *srv_tick(PyObject *self, PyObject *noargs)
 	bool budget = req_budget_left(rt->env.budget);
 	if (S.listening && !budget)
 		listen_set(false);
-	if (!S.listening && !asgi_srv.draining && budget &&
-	    asgi_srv.nconns < (unsigned)rt->args->conf->worker_connections &&
-	    sb_fair_to_accept(rt->args->sb, rt->args->slot))
+	if (!S.listening && !asgi_srv.draining && budget)
 		listen_set(true);
+	if (S.listening && !S.readers && !S.recheck_pending && may_accept())
+		readers_set(true);
 	if (asgi_srv.draining && (asgi_srv.nconns == 0 || now >= asgi_srv.drain_deadline_ns)) {
 		finish();
 		Py_RETURN_NONE;
@@ -206,12 +257,15 @@ static PyObject *srv_start(PyObject *self, PyObject *args)
 	    !(S.call_later = PyObject_GetAttrString(loop, "call_later")) ||
 	    !(S.connect = PyObject_GetAttrString(loop, "connect_accepted_socket")) ||
 	    !(S.accept = PyObject_GetAttrString(self, "_accept")) ||
+	    !(S.recheck = PyObject_GetAttrString(self, "_recheck")) ||
 	    !(S.tick = PyObject_GetAttrString(self, "_tick")))
 		return NULL;
 	struct sb_slot *s = asgi_srv.rt->args->slot;
 	sb_store(&s->booted_ns, sb_now_ns());
 	sb_set_state(s, SB_IDLE);
 	listen_set(true);
+	if (!may_accept())
+		fair_pause();
 	return srv_tick(self, NULL);
 }
 
@@ -231,6 +285,7 @@ static PyMethodDef srv_methods[] = {
 	{"start", srv_start, METH_VARARGS, NULL},
 	{"_accept", srv_accept, METH_O, NULL},
 	{"_tick", srv_tick, METH_NOARGS, NULL},
+	{"_recheck", srv_recheck, METH_NOARGS, NULL},
 	{"log", srv_log, METH_VARARGS, NULL},
 	{NULL, NULL, 0, NULL},
 };
