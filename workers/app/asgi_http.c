@@ -24,23 +24,6 @@
 #define IN_HIGH (1024 * 1024) /* pipelined bytes buffered behind a cycle */
 #define DISCARD_MAX (256 * 1024) /* unread body read away to keep the connection */
 
-struct asgi_cycle;
-
-struct asgi_conn {
-	PyObject_HEAD
-	struct http_conn hc; /* parser, limits, peer, max_requests slot */
-	struct asgi_conn *prev, *next; /* in asgi_srv.conns while open */
-	PyObject *transport, *write; /* write: the bound transport.write */
-	PyObject *client, *server; /* scope["client"], scope["server"] */
-	struct asgi_cycle *cycle; /* the request being answered */
-	PyObject *drain_waiter; /* a send() waiting for resume_writing */
-	struct http_buf out; /* framing scratch */
-	uint64_t since_ns; /* start of the idle or head wait */
-	unsigned long long discarded; /* unread body read away */
-	bool listed, made, closed, closing, peer_eof;
-	bool read_paused, write_paused, discarding;
-};
-
 struct asgi_cycle {
 	PyObject_HEAD
 	struct asgi_conn *conn; /* strong; NULL once the response is complete or the client left */
@@ -71,7 +54,7 @@ static PyObject *ready_none; /* the stateless "done, None" awaitable */
 
 /* ---- the done awaitable ---- */
 
-static PyObject *ready_new(PyObject *result)
+PyObject *asgi_ready_new(PyObject *result)
 {
 	struct asgi_ready *r = PyObject_New(struct asgi_ready, &ready_type);
 	if (r)
@@ -121,7 +104,7 @@ static PyTypeObject ready_type = {
 
 /* ---- small helpers ---- */
 
-static void conn_write(struct asgi_conn *c, const char *p, size_t n)
+void asgi_conn_write(struct asgi_conn *c, const char *p, size_t n)
 {
 	if (c->closed || !c->write || n == 0)
 		return;
@@ -146,7 +129,7 @@ static void call0(PyObject *obj, PyObject *name)
 }
 
 /* Close after what was written is flushed (transport.close). */
-static void conn_close(struct asgi_conn *c)
+void asgi_conn_close(struct asgi_conn *c)
 {
 	if (c->closing || c->closed)
 		return;
@@ -154,7 +137,7 @@ static void conn_close(struct asgi_conn *c)
 	call0(c->transport, s_close);
 }
 
-static void pause_reading(struct asgi_conn *c, bool pause)
+void asgi_pause_reading(struct asgi_conn *c, bool pause)
 {
 	if (c->read_paused == pause || c->closed || !c->transport)
 		return;
@@ -162,7 +145,7 @@ static void pause_reading(struct asgi_conn *c, bool pause)
 	call0(c->transport, pause ? s_pause_reading : s_resume_reading);
 }
 
-static void srv_inflight(int delta)
+void asgi_srv_inflight(int delta)
 {
 	struct sb_slot *s = asgi_srv.rt->args->slot;
 	asgi_srv.inflight = (unsigned)((int)asgi_srv.inflight + delta);
@@ -172,7 +155,7 @@ static void srv_inflight(int delta)
 
 /* Resolve a future unless it is done already (its awaiting task was
  * cancelled).  Steals value. */
-static void future_set(PyObject *fut, PyObject *value)
+void asgi_future_set(PyObject *fut, PyObject *value)
 {
 	if (!value) {
 		PyErr_Clear();
@@ -191,11 +174,10 @@ static void future_set(PyObject *fut, PyObject *value)
 	Py_DECREF(value);
 }
 
-static void conn_process(struct asgi_conn *c);
 
 /* ---- receive() ---- */
 
-static PyObject *msg_disconnect(void)
+PyObject *asgi_msg_disconnect(void)
 {
 	PyObject *m = PyDict_New();
 	if (m && PyDict_SetItem(m, s_type, s_http_disconnect) < 0)
@@ -227,7 +209,7 @@ static PyObject *msg_request(struct asgi_cycle *cy)
 		http_buf_free(&cy->body);
 	/* the app took the body: the client may send more (back-pressure) */
 	if (cy->conn && !cy->body_done)
-		pause_reading(cy->conn, false);
+		asgi_pause_reading(cy->conn, false);
 	return m;
 }
 
@@ -236,12 +218,12 @@ static void cycle_wake(struct asgi_cycle *cy)
 {
 	if (!cy->rwaiter)
 		return;
-	PyObject *m = cy->disconnected || cy->complete ? msg_disconnect() : msg_request(cy);
+	PyObject *m = cy->disconnected || cy->complete ? asgi_msg_disconnect() : msg_request(cy);
 	if (!m)
 		return;
 	PyObject *fut = cy->rwaiter;
 	cy->rwaiter = NULL;
-	future_set(fut, m);
+	asgi_future_set(fut, m);
 	Py_DECREF(fut);
 }
 
@@ -255,7 +237,7 @@ static void maybe_continue(struct asgi_cycle *cy)
 		return;
 	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	cy->continue_sent = c->hc.continue_sent = true;
-	conn_write(c, cont, sizeof(cont) - 1);
+	asgi_conn_write(c, cont, sizeof(cont) - 1);
 }
 
 static PyObject *cycle_receive(struct asgi_cycle *cy, PyObject *noargs)
@@ -264,20 +246,20 @@ static PyObject *cycle_receive(struct asgi_cycle *cy, PyObject *noargs)
 	if (cy->conn)
 		asgi_stall_what(cy->what);
 	if (cy->disconnected || cy->complete || !cy->conn)
-		return ready_new(msg_disconnect());
+		return asgi_ready_new(asgi_msg_disconnect());
 	maybe_continue(cy);
 	struct asgi_conn *c = cy->conn;
 	if (cy->body.len == 0 && c->hc.in_off < c->hc.in.len) {
 		/* body bytes held back while the app had not taken the last ones */
 		Py_INCREF(c);
-		conn_process(c);
+		asgi_conn_process(c);
 		Py_DECREF(c);
 		if (!cy->conn || cy->disconnected)
-			return ready_new(msg_disconnect());
+			return asgi_ready_new(asgi_msg_disconnect());
 	}
 	PyObject *m = msg_request(cy);
 	if (m)
-		return ready_new(m);
+		return asgi_ready_new(m);
 	if (cy->rwaiter) {
 		PyErr_SetString(PyExc_RuntimeError, "receive() awaited twice at once");
 		return NULL;
@@ -285,7 +267,7 @@ static PyObject *cycle_receive(struct asgi_cycle *cy, PyObject *noargs)
 	cy->rwaiter = PyObject_CallNoArgs(asgi_srv.create_future);
 	if (!cy->rwaiter)
 		return NULL;
-	pause_reading(cy->conn, false);
+	asgi_pause_reading(cy->conn, false);
 	return Py_NewRef(cy->rwaiter);
 }
 
@@ -309,7 +291,7 @@ static void cycle_detach(struct asgi_cycle *cy)
 		return;
 	if (cy->counted) {
 		cy->counted = false;
-		srv_inflight(-1);
+		asgi_srv_inflight(-1);
 		account(cy, c);
 	}
 	cy->conn = NULL;
@@ -324,13 +306,13 @@ static void cycle_detach(struct asgi_cycle *cy)
 	} else if (keep) {
 		http_parse_next(&c->hc.hp);
 	} else {
-		conn_close(c);
+		asgi_conn_close(c);
 	}
 	c->since_ns = sb_now_ns();
 	Py_DECREF(cy); /* c->cycle's reference */
 	if (keep) {
-		pause_reading(c, false);
-		conn_process(c);
+		asgi_pause_reading(c, false);
+		asgi_conn_process(c);
 	}
 	Py_DECREF(c); /* cy->conn's reference */
 }
@@ -366,7 +348,7 @@ static void cycle_fail(struct asgi_cycle *cy, int status)
 		if (http_error_response_for(&c->out, status, c->hc.hp.http_minor ? 1 : 0,
 					    c->hc.resp.head_request) == 0) {
 			c->hc.bytes_out += c->out.len;
-			conn_write(c, c->out.data, c->out.len);
+			asgi_conn_write(c, c->out.data, c->out.len);
 		}
 		c->out.len = 0;
 		cy->status = status;
@@ -505,7 +487,7 @@ static PyObject *send_body(struct asgi_cycle *cy, PyObject *m)
 		return NULL;
 	}
 	c->hc.bytes_out += c->out.len;
-	conn_write(c, c->out.data, c->out.len);
+	asgi_conn_write(c, c->out.data, c->out.len);
 	c->out.len = 0;
 	if (c->out.cap > 256 * 1024)
 		http_buf_free(&c->out);
@@ -688,19 +670,15 @@ static PyObject *client_tuple(struct asgi_conn *c)
 	return Py_BuildValue("(si)", c->hc.peer_addr, c->hc.peer_port);
 }
 
-static PyObject *build_scope(struct asgi_conn *c, const struct drover_request *q)
+PyObject *asgi_scope_base(struct asgi_conn *c, const struct drover_request *q)
 {
 	PyObject *s = PyDict_New();
 	if (!s)
 		return NULL;
 	if (c->hc.env->conf->proxy_protocol || !c->client) /* the PROXY header names it */
 		Py_XSETREF(c->client, client_tuple(c));
-	bool ok = c->client && PyDict_SetItem(s, s_type, s_http) == 0 &&
-		  PyDict_SetItem(s, s_asgi, asgi_srv.asgi_dict) == 0 &&
+	bool ok = c->client && PyDict_SetItem(s, s_asgi, asgi_srv.asgi_dict) == 0 &&
 		  PyDict_SetItem(s, s_http_version, q->http_minor ? s_v11 : s_v10) == 0 &&
-		  put(s, s_method, PyUnicode_DecodeLatin1(q->method.ptr, (Py_ssize_t)q->method.len,
-							  NULL)) &&
-		  PyDict_SetItem(s, s_scheme, strcmp(q->url_scheme, "https") ? s_http : s_https) == 0 &&
 		  put(s, s_path, decode_path(q->path.ptr, q->path.len)) &&
 		  put(s, s_raw_path, PyBytes_FromStringAndSize(q->path.ptr, (Py_ssize_t)q->path.len)) &&
 		  put(s, s_query_string,
@@ -716,9 +694,20 @@ static PyObject *build_scope(struct asgi_conn *c, const struct drover_request *q
 	return s;
 }
 
+static PyObject *build_scope(struct asgi_conn *c, const struct drover_request *q)
+{
+	PyObject *s = asgi_scope_base(c, q);
+	if (s && (PyDict_SetItem(s, s_type, s_http) < 0 ||
+		  !put(s, s_method,
+		       PyUnicode_DecodeLatin1(q->method.ptr, (Py_ssize_t)q->method.len, NULL)) ||
+		  PyDict_SetItem(s, s_scheme, strcmp(q->url_scheme, "https") ? s_http : s_https) < 0))
+		Py_CLEAR(s);
+	return s;
+}
+
 /* ---- a request starts ---- */
 
-static void setup_request(struct asgi_conn *c)
+void asgi_setup_request(struct asgi_conn *c)
 {
 	struct http_conn *hc = &c->hc;
 	struct drover_request *q = &hc->req;
@@ -753,14 +742,14 @@ static int start_cycle(struct asgi_conn *c)
 	cy->conn = (struct asgi_conn *)Py_NewRef((PyObject *)c);
 	c->cycle = cy; /* the reference from PyObject_New */
 	http_conn_budget_spend(&c->hc);
-	setup_request(c);
+	asgi_setup_request(c);
 	const struct drover_request *q = &c->hc.req;
 	snprintf(cy->what, sizeof(cy->what), "%.*s %.*s from %s:%d", (int)q->method.len,
 		 q->method.ptr, (int)(q->target.len > 100 ? 100 : q->target.len), q->target.ptr,
 		 c->hc.peer_addr[0] ? c->hc.peer_addr : "unix", c->hc.peer_port);
 	asgi_stall_what(cy->what);
 	cy->counted = true;
-	srv_inflight(+1);
+	asgi_srv_inflight(+1);
 	cy->body_done = c->hc.hp.state != HTTP_PARSE_BODY;
 	PyObject *scope = build_scope(c, q);
 	PyObject *recv = scope ? PyObject_GetAttr((PyObject *)cy, s_receive) : NULL;
@@ -829,7 +818,7 @@ static bool feed_body(struct asgi_conn *c)
 			break;
 	}
 	/* the app has not taken what we hold: stop reading (back-pressure) */
-	pause_reading(c, cy->body.len >= BODY_HIGH);
+	asgi_pause_reading(c, cy->body.len >= BODY_HIGH);
 	return true;
 }
 
@@ -839,22 +828,26 @@ static void answer_error(struct asgi_conn *c, int status)
 		   c->hc.hp.error_reason ? c->hc.hp.error_reason : "");
 	c->out.len = 0;
 	if (http_error_response_for(&c->out, status, c->hc.hp.http_minor ? 1 : 0, false) == 0)
-		conn_write(c, c->out.data, c->out.len);
+		asgi_conn_write(c, c->out.data, c->out.len);
 	sb_request_done(c->hc.env->slot, status, 0, c->out.len);
 	c->out.len = 0;
-	conn_close(c);
+	asgi_conn_close(c);
 }
 
 /* Parse and start what is buffered: the body of the current cycle, else
  * the next request head (one cycle at a time: pipelined requests wait in
  * c->hc.in, in order). */
-static void conn_process(struct asgi_conn *c)
+void asgi_conn_process(struct asgi_conn *c)
 {
 	struct http_conn *hc = &c->hc;
 	while (!c->closing && !c->closed) {
+		if (c->ws) {
+			asgi_ws_feed(c);
+			return;
+		}
 		if (c->discarding) {
 			if (!feed_body(c) || c->discarded > DISCARD_MAX) {
-				conn_close(c);
+				asgi_conn_close(c);
 				return;
 			}
 			if (hc->hp.state == HTTP_PARSE_BODY)
@@ -872,18 +865,24 @@ static void conn_process(struct asgi_conn *c)
 			}
 			/* Pipelined bytes behind the cycle: bounded. */
 			if (hc->in.len - hc->in_off > IN_HIGH)
-				pause_reading(c, true);
+				asgi_pause_reading(c, true);
 			return;
 		}
 		int st = http_conn_parse_head(hc);
 		if (st == -EAGAIN) {
 			if (c->peer_eof)
-				conn_close(c);
+				asgi_conn_close(c);
 			return;
 		}
 		if (st > 0) {
 			answer_error(c, st);
 			return;
+		}
+		if (asgi_ws_wanted(&hc->hp)) {
+			st = asgi_ws_start(c);
+			if (st > 0)
+				answer_error(c, st);
+			continue; /* frames may follow the head */
 		}
 		if (start_cycle(c) < 0) {
 			if (c->cycle)
@@ -919,7 +918,7 @@ static PyObject *conn_data_received(struct asgi_conn *c, PyObject *data)
 		return PyErr_NoMemory();
 	if (!c->cycle && c->hc.in.len == (size_t)b.len)
 		c->since_ns = sb_now_ns(); /* a head starts: header_timeout from here */
-	conn_process(c);
+	asgi_conn_process(c);
 	Py_RETURN_NONE;
 }
 
@@ -962,10 +961,12 @@ static PyObject *conn_connection_lost(struct asgi_conn *c, PyObject *exc)
 		cy->disconnected = true;
 		cycle_detach(cy);
 	}
+	if (c->ws)
+		asgi_ws_lost(c);
 	if (c->drain_waiter) {
 		PyObject *w = c->drain_waiter;
 		c->drain_waiter = NULL;
-		future_set(w, Py_NewRef(Py_None));
+		asgi_future_set(w, Py_NewRef(Py_None));
 		Py_DECREF(w);
 	}
 	Py_CLEAR(c->write);
@@ -989,7 +990,7 @@ static PyObject *conn_resume_writing(struct asgi_conn *c, PyObject *noargs)
 	if (c->drain_waiter) {
 		PyObject *w = c->drain_waiter;
 		c->drain_waiter = NULL;
-		future_set(w, Py_NewRef(Py_None));
+		asgi_future_set(w, Py_NewRef(Py_None));
 		Py_DECREF(w);
 	}
 	Py_RETURN_NONE;
@@ -1027,6 +1028,7 @@ static void conn_dealloc(struct asgi_conn *c)
 	Py_XDECREF(c->server);
 	Py_XDECREF((PyObject *)c->cycle);
 	Py_XDECREF(c->drain_waiter);
+	asgi_ws_free(c);
 	http_conn_free(&c->hc); /* gives back an unspent max_requests slot */
 	http_buf_free(&c->out);
 	PyObject_Free(c);
@@ -1099,13 +1101,26 @@ void asgi_conns_sweep(uint64_t now, bool close_idle)
 	struct asgi_conn *c = asgi_srv.conns, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->cycle || c->closing || c->closed || !c->made || c->discarding)
+		if (c->cycle || c->ws || c->closing || c->closed || !c->made || c->discarding)
 			continue;
 		bool started = c->hc.in.len > c->hc.in_off;
 		uint64_t limit = started || !c->hc.requests ? head : idle;
 		if ((close_idle && !started) || now - c->since_ns >= limit) {
 			Py_INCREF(c);
-			conn_close(c);
+			asgi_conn_close(c);
+			Py_DECREF(c);
+		}
+	}
+}
+
+void asgi_conns_ws_drain(void)
+{
+	struct asgi_conn *c = asgi_srv.conns, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->ws && !c->closed) {
+			Py_INCREF(c);
+			asgi_ws_drain(c);
 			Py_DECREF(c);
 		}
 	}
@@ -1150,5 +1165,5 @@ int asgi_http_setup(void)
 	if (!ready_none)
 		return -1;
 	((struct asgi_ready *)ready_none)->result = NULL;
-	return 0;
+	return asgi_ws_setup();
 }

@@ -188,6 +188,7 @@ static void begin_drain(uint64_t now)
 	uint64_t margin = grace / 10 < 500000000ull ? grace / 10 : 500000000ull;
 	asgi_srv.drain_deadline_ns = now + grace - margin;
 	asgi_srv.idle_close_ns = now + DRAIN_IDLE_GRACE_NS;
+	asgi_conns_ws_drain(); /* RFC 6455 7.4.1: 1001, the server is going away */
 	wlog_debug("worker %u draining: %u connections, %u requests in flight",
 		   asgi_srv.rt->args->worker_no, asgi_srv.nconns, asgi_srv.inflight);
 }
