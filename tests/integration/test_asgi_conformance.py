@@ -190,3 +190,18 @@ def test_limits_are_the_c_layers(conf):
     smuggle = (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
     assert status_of(raw(conf, smuggle)) == 400
+
+
+def test_client_stalled_in_body_is_cut_off(drover):
+    d = drover("asgi_conform:app", "-k", "asgi", "-w", "1", "--read-timeout", "0.5", cwd=APPS)
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    try:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        t0 = time.monotonic()
+        while s.recv(65536):
+            pass
+        waited = time.monotonic() - t0
+    finally:
+        s.close()
+    assert 0.4 <= waited < 5, waited
+    assert get(d.url + "/echo", data=b"ok", method="POST")[2] == b"ok"

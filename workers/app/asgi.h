@@ -30,6 +30,7 @@ struct asgi_conn {
 	PyObject *drain_waiter; /* a send() waiting for resume_writing */
 	struct http_buf out; /* framing scratch */
 	uint64_t since_ns; /* start of the idle or head wait */
+	uint64_t rx_ns, wpause_ns; /* last bytes in; when writing paused */
 	unsigned long long discarded; /* unread body read away */
 	bool listed, made, closed, closing, peer_eof;
 	bool read_paused, write_paused, discarding;

@@ -49,7 +49,7 @@ static PyObject *s_type, *s_http, *s_asgi, *s_http_version, *s_method, *s_scheme
 	*s_body, *s_more_body, *s_status, *s_empty, *s_v11, *s_v10, *s_http_request,
 	*s_http_disconnect, *s_start, *s_resp_body, *s_done, *s_set_result, *s_close,
 	*s_pause_reading, *s_resume_reading, *s_write, *s_receive, *s_send, *s_add_done_callback,
-	*s_exception, *s_cancelled, *s_https;
+	*s_exception, *s_cancelled, *s_https, *s_abort;
 static PyObject *ready_none; /* the stateless "done, None" awaitable */
 
 /* ---- the done awaitable ---- */
@@ -916,8 +916,9 @@ static PyObject *conn_data_received(struct asgi_conn *c, PyObject *data)
 	PyBuffer_Release(&b);
 	if (rc < 0)
 		return PyErr_NoMemory();
+	c->rx_ns = sb_now_ns();
 	if (!c->cycle && c->hc.in.len == (size_t)b.len)
-		c->since_ns = sb_now_ns(); /* a head starts: header_timeout from here */
+		c->since_ns = c->rx_ns; /* a head starts: header_timeout from here */
 	asgi_conn_process(c);
 	Py_RETURN_NONE;
 }
@@ -980,6 +981,7 @@ static PyObject *conn_pause_writing(struct asgi_conn *c, PyObject *noargs)
 {
 	(void)noargs;
 	c->write_paused = true;
+	c->wpause_ns = sb_now_ns();
 	Py_RETURN_NONE;
 }
 
@@ -1093,6 +1095,18 @@ void asgi_conn_abandon(PyObject *conn)
 	}
 }
 
+/* A request in progress: a client silent for read_timeout while the app
+ * waits for its body, or one that took none of the response for
+ * send_timeout (the transport's buffer stays above its high-water mark), is
+ * cut off; the app sees http.disconnect. */
+static bool stuck(const struct asgi_conn *c, uint64_t now, const struct drover_conf *conf)
+{
+	if (c->write_paused && now - c->wpause_ns >= (uint64_t)(conf->send_timeout * 1e9))
+		return true;
+	return c->cycle && c->cycle->rwaiter && c->hc.hp.state == HTTP_PARSE_BODY &&
+	       now - c->rx_ns >= (uint64_t)(conf->read_timeout * 1e9);
+}
+
 void asgi_conns_sweep(uint64_t now, bool close_idle)
 {
 	const struct drover_conf *conf = asgi_srv.rt->args->conf;
@@ -1101,7 +1115,17 @@ void asgi_conns_sweep(uint64_t now, bool close_idle)
 	struct asgi_conn *c = asgi_srv.conns, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->cycle || c->ws || c->closing || c->closed || !c->made || c->discarding)
+		if (c->closed || !c->made)
+			continue;
+		if ((c->cycle || c->ws) && stuck(c, now, conf)) {
+			wlog_debug("closing %s:%d: the client stalled past read_timeout/send_timeout",
+				   c->hc.peer_addr, c->hc.peer_port);
+			Py_INCREF(c);
+			call0(c->transport, s_abort);
+			Py_DECREF(c);
+			continue;
+		}
+		if (c->cycle || c->ws || c->closing || c->discarding)
 			continue;
 		bool started = c->hc.in.len > c->hc.in_off;
 		uint64_t limit = started || !c->hc.requests ? head : idle;
@@ -1156,7 +1180,7 @@ int asgi_http_setup(void)
 		{&s_pause_reading, "pause_reading"}, {&s_resume_reading, "resume_reading"},
 		{&s_write, "write"}, {&s_receive, "receive"}, {&s_send, "send"},
 		{&s_add_done_callback, "add_done_callback"}, {&s_exception, "exception"},
-		{&s_cancelled, "cancelled"},
+		{&s_cancelled, "cancelled"}, {&s_abort, "abort"},
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (intern(names[i].p, names[i].s) < 0)
