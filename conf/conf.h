@@ -33,7 +33,7 @@ struct drover_conf {
 };
 
 /* Enum values, in the order of the choices in options.def. */
-enum { WORKER_SYNC, WORKER_THREAD, WORKER_EVENT };
+enum { WORKER_SYNC, WORKER_THREAD, WORKER_EVENT, WORKER_ASGI };
 enum { LOG_DEBUG_, LOG_INFO_, LOG_WARNING_, LOG_ERROR_, LOG_CRITICAL_ };
 
 /* One row of the table, for code that walks every option. */

@@ -30,13 +30,19 @@ static const struct {
 	{ "gunicorn.workers.sync.SyncWorker", "sync" },
 	{ "gthread", "thread" },
 	{ "gunicorn.workers.gthread.ThreadWorker", "thread" },
+	/* ASGI apps (issue 17): uvicorn's gunicorn workers, and gunicorn 24's own */
+	{ "uvicorn.workers.UvicornWorker", "asgi" },
+	{ "uvicorn.workers.UvicornH11Worker", "asgi" },
+	{ "uvicorn_worker.UvicornWorker", "asgi" },
+	{ "uvicorn_worker.UvicornH11Worker", "asgi" },
+	{ "gunicorn.workers.gasgi.ASGIWorker", "asgi" },
 };
 
 static bool refused_worker(const char *v)
 {
-	static const char *const prefixes[] = { "gevent", "eventlet", "tornado", "uvicorn",
+	static const char *const prefixes[] = { "gevent", "eventlet", "tornado",
 						"gunicorn.workers.ggevent", "gunicorn.workers.geventlet",
-						"gunicorn.workers.gtornado", "uvicorn_worker" };
+						"gunicorn.workers.gtornado" };
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
 		if (!strncasecmp(v, prefixes[i], strlen(prefixes[i])))
 			return true;
@@ -53,7 +59,7 @@ static int worker_class(const char *v, char **out, char *why, size_t n)
 	if (!refused_worker(v))
 		return 0; /* drover's own names, or a typo set_enum reports */
 	snprintf(why, n,
-		 "'%s' is not supported: drover has no monkey-patching or ASGI worker. "
+		 "'%s' is not supported: drover has no monkey-patching worker. "
 		 "Use -k event (the WSGI app runs on an event loop without monkey-patching, "
 		 "so a blocking call stalls the loop, and drover names the stalled call) or "
 		 "-k thread for blocking code (gunicorn's gthread)",
@@ -234,8 +240,8 @@ void conf_gunicorn_help(FILE *f)
 		if (!strcmp(conf_gunicorn_flags[i].key, "!"))
 			fprintf(f, "  --%s\n      %s\n", conf_gunicorn_flags[i].flag,
 				conf_gunicorn_flags[i].note);
-	fprintf(f, "Worker classes: gthread is thread; gevent, eventlet, tornado and uvicorn\n"
-		   "workers are refused (-k event or -k thread instead).\n");
+	fprintf(f, "Worker classes: gthread is thread; uvicorn's workers are asgi; gevent,\n"
+		   "eventlet and tornado workers are refused (-k event or -k thread instead).\n");
 }
 
 /* ---- gunicorn.conf.py settings ---- */

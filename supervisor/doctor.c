@@ -73,7 +73,9 @@ static bool check_oversubscribed(const struct doctor_input *in, struct doctor_fi
 static bool check_blocked_loop(const struct doctor_input *in, double share,
 			       struct doctor_finding *f)
 {
-	if (in->worker_class != 2 || !(share >= DOC_LOOP_STALL_SHARE) || !in->top_site[0][0])
+	bool asgi = in->worker_class == WORKER_ASGI;
+	if ((in->worker_class != WORKER_EVENT && !asgi) || !(share >= DOC_LOOP_STALL_SHARE) ||
+	    !in->top_site[0][0])
 		return false;
 	size_t o = (size_t)snprintf(f->evidence, DOCTOR_TEXT,
 				    "event loops stalled %.1f%% of the time; top blocking sites:",
@@ -81,10 +83,17 @@ static bool check_blocked_loop(const struct doctor_input *in, double share,
 	for (int i = 0; i < 3 && in->top_site[i][0] && o < DOCTOR_TEXT; i++)
 		o += (size_t)snprintf(f->evidence + o, DOCTOR_TEXT - o, "%s %s (%.0f%%)",
 				      i ? "," : "", in->top_site[i], 100 * in->top_share[i]);
-	snprintf(f->advice, DOCTOR_TEXT,
-		 "move %s off the loop (a thread pool, a non-blocking client), or use "
-		 "worker_class = thread",
-		 in->top_site[0]);
+	if (asgi) /* a blocking call inside an async def handler */
+		snprintf(f->advice, DOCTOR_TEXT,
+			 "%s blocks the asyncio loop: await it through loop.run_in_executor() "
+			 "(or use an async driver), or serve the app as WSGI with worker_class = "
+			 "thread",
+			 in->top_site[0]);
+	else
+		snprintf(f->advice, DOCTOR_TEXT,
+			 "move %s off the loop (a thread pool, a non-blocking client), or use "
+			 "worker_class = thread",
+			 in->top_site[0]);
 	return true;
 }
 

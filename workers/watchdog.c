@@ -101,7 +101,9 @@ int watchdog_dump_fd(void)
 
 static double threshold_s(const struct drover_conf *conf)
 {
-	return conf->worker_class == WORKER_EVENT ? conf->stall_threshold : conf->slow_request;
+	return conf->worker_class == WORKER_EVENT || conf->worker_class == WORKER_ASGI
+		       ? conf->stall_threshold
+		       : conf->slow_request;
 }
 
 int watchdog_init(const struct worker_args *a)
@@ -152,6 +154,33 @@ void watchdog_request_begin(const struct drover_request *q)
 		snprintf(r->what, sizeof(r->what), "%.*s %.*s", (int)q->method.len, q->method.ptr,
 			 (int)q->target.len, q->target.ptr);
 	atomic_store_explicit(&r->start_ns, sb_now_ns(), memory_order_release);
+}
+
+/* The asyncio loop (asgi model): every turn of a periodic callback is a
+ * "request" of the loop thread; one that is not followed by the next turn
+ * within the threshold is a loop held by a callback (the app's step). */
+void watchdog_loop_beat(void)
+{
+	if (!wd_on)
+		return;
+	struct wd_req *r = claim_record();
+	if (!r)
+		return;
+	atomic_store_explicit(&r->start_ns, 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->seq, 1, memory_order_relaxed);
+	atomic_store_explicit(&r->start_ns, sb_now_ns(), memory_order_release);
+}
+
+void watchdog_loop_what(const char *what)
+{
+	struct wd_req *r = wd_on ? claim_record() : NULL;
+	if (!r)
+		return;
+	/* Written while the watchdog may read it: it copies, then checks seq;
+	 * a torn text is only a wrong label, and the end stays terminated. */
+	size_t n = strnlen(what, WD_WHAT_LEN - 1);
+	memcpy(r->what, what, n);
+	r->what[n] = '\0';
 }
 
 void watchdog_request_end(void)

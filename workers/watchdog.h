@@ -28,4 +28,10 @@ int watchdog_start(const struct worker_args *a, const void *app_obj, bool python
  * A few relaxed stores; no syscall after the thread's first request. */
 void watchdog_request_begin(const struct drover_request *q);
 void watchdog_request_end(void);
+
+/* The asgi model's loop thread: a beat from its periodic callback (a loop
+ * not beating for the threshold is stalled), and the request it last
+ * entered, named in the stall log ("GET /x from 1.2.3.4:5"). */
+void watchdog_loop_beat(void);
+void watchdog_loop_what(const char *what);
 #endif

@@ -262,7 +262,7 @@ int worker_run(const struct worker_args *a)
 	wlog_level = (int)a->conf->log_level;
 	struct worker_rt rt = {.args = a};
 	const struct drover_conf *conf = a->conf;
-	static const char *const models[] = {"sync", "thread", "event"};
+	static const char *const models[] = {"sync", "thread", "event", "asgi"};
 	rt.model = models[conf->worker_class];
 	char title[128];
 	snprintf(title, sizeof(title), "%s: worker %u [%s]", conf->proc_name, a->worker_no, rt.model);
@@ -304,6 +304,7 @@ int worker_run(const struct worker_args *a)
 	switch (conf->worker_class) {
 	case WORKER_THREAD: rc = thread_run(&rt); break;
 	case WORKER_EVENT: rc = event_run(&rt); break;
+	case WORKER_ASGI: rc = asgi_run(&rt); break;
 	default: rc = sync_run(&rt); break;
 	}
 	sb_set_state(a->slot, SB_EXITED);
@@ -316,7 +317,8 @@ int worker_model_available(int worker_class)
 {
 	return worker_class == WORKER_SYNC ||
 	       (worker_class == WORKER_THREAD && thread_model_ready) ||
-	       (worker_class == WORKER_EVENT && event_model_ready);
+	       (worker_class == WORKER_EVENT && event_model_ready) ||
+	       (worker_class == WORKER_ASGI && asgi_model_ready);
 }
 
 int worker_master_hook(const struct drover_conf *conf, const char *name, double limit_s)

@@ -17,7 +17,7 @@ struct worker_rt {
 	struct req_budget budget; /* max_requests, jitter added (env.budget) */
 	uint64_t next_heap_sample_ns;
 	uint64_t next_ppid_check_ns;
-	const char *model; /* "sync", "thread", "event" */
+	const char *model; /* "sync", "thread", "event", "asgi" */
 };
 
 /* Set by SIGTERM, a drain command, a hand-off, or the request that reaches
@@ -44,5 +44,6 @@ void worker_handoff_shut(struct worker_rt *rt);
 int sync_run(struct worker_rt *rt);
 int thread_run(struct worker_rt *rt);
 int event_run(struct worker_rt *rt);
-extern const int thread_model_ready, event_model_ready;
+int asgi_run(struct worker_rt *rt); /* app/asgi_server.c (or asgi-fallback.c) */
+extern const int thread_model_ready, event_model_ready, asgi_model_ready;
 #endif

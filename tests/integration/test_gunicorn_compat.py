@@ -39,6 +39,9 @@ ACCEPTED = [
       "access_log_format": '%h %l %u %t "%r" %s %b "%{Referer}i" "%{User-Agent}i" %T %D %M '
                            "%L <%p> %{x-request-id}i %m %U %q %H %B 100%%"}),
     (["-k", "gunicorn.workers.gthread.ThreadWorker", "app:wsgi"], {"worker_class": "thread"}),
+    (["-k", "uvicorn.workers.UvicornWorker", "app:asgi"], {"worker_class": "asgi"}),
+    (["myproject.asgi:application", "-k", "uvicorn_worker.UvicornWorker"],
+     {"worker_class": "asgi"}),
     (["--worker-tmp-dir", "/dev/shm", "--no-sendfile", "app:wsgi"], {"app": "app:wsgi"}),
     (["--log-level", "debug", "app:wsgi"], {"log_level": "debug"}),
     (["-u", "nobody", "-g", "nogroup", "-m", "0o27", "app:wsgi"],
@@ -49,8 +52,6 @@ REFUSED = [
     (["-k", "gevent", "hello:create_app()"], "-k event"),
     (["-k", "eventlet", "hello:create_app()"], "-k thread"),
     (["-k", "tornado", "app:wsgi"], "not supported"),
-    (["myproject.asgi:application", "-k", "uvicorn_worker.UvicornWorker"], "ASGI"),
-    (["-k", "uvicorn.workers.UvicornWorker", "app:wsgi"], "ASGI"),
     (["-D", "app:wsgi"], "foreground"),
     (["--certfile", "c.pem", "app:wsgi"], "TLS"),
     (["--access-logformat", "%({x-resp}o)s", "app:wsgi"], "not supported"),

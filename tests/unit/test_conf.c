@@ -288,12 +288,12 @@ static const struct { const char *section, *key, *value, *err; } set_cases[] = {
 	  "[http] max_body: must be between 0 and 1099511627776 bytes, got 1100585369600" },
 	{ NULL, "worker_class", "gthread", NULL },
 	{ NULL, "worker_class", "eventlet",
-	  "[server] worker_class: 'eventlet' is not supported: drover has no monkey-patching or "
-	  "ASGI worker. Use -k event (the WSGI app runs on an event loop without "
+	  "[server] worker_class: 'eventlet' is not supported: drover has no monkey-patching "
+	  "worker. Use -k event (the WSGI app runs on an event loop without "
 	  "monkey-patching, so a blocking call stalls the loop, and drover names the stalled "
 	  "call) or -k thread for blocking code (gunicorn's gthread)" },
 	{ NULL, "worker_class", "sync|thread",
-	  "[server] worker_class: must be one of sync, thread or event, got 'sync|thread'" },
+	  "[server] worker_class: must be one of sync, thread, event or asgi, got 'sync|thread'" },
 	{ NULL, "preload", "maybe",
 	  "[server] preload: not a boolean (true/false, yes/no, on/off, 1/0): 'maybe'" },
 	{ NULL, "app", "so:/x.so", NULL },
@@ -369,7 +369,8 @@ static void test_set_values(void)
 	CHECK_STR(conf_enum_name("log_level", 0), "debug");
 	CHECK_STR(conf_enum_name("log_level", 4), "critical");
 	CHECK(conf_enum_name("log_level", 5) == NULL);
-	CHECK(conf_enum_name("worker_class", 3) == NULL);
+	CHECK_STR(conf_enum_name("worker_class", 3), "asgi");
+	CHECK(conf_enum_name("worker_class", 4) == NULL);
 	CHECK(conf_enum_name("worker_class", -1) == NULL);
 	CHECK(conf_enum_name("workers", 0) == NULL);
 	CHECK(conf_enum_name("nope", 0) == NULL);
@@ -619,6 +620,8 @@ static const char *other_value(const struct conf_option *o)
 		{ "group", "65534" },
 		{ "umask", "027" },
 		{ "upgrade_handover", "manual" },
+		{ "asgi_loop", "asyncio" },
+		{ "lifespan_mode", "off" },
 	};
 
 	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
@@ -737,7 +740,7 @@ static void test_help(void)
 	CHECK(strstr(text, "  --preload, --no-preload ") != NULL);
 	CHECK(strstr(text, "\n  --graceful-timeout DURATION       time given to") != NULL);
 	CHECK(strstr(text, "(default: 30)") != NULL);
-	CHECK(strstr(text, "sync, thread or event") != NULL);
+	CHECK(strstr(text, "sync, thread, event or asgi") != NULL);
 	for (const char *l = text; *l; l += strcspn(l, "\n") + 1)
 		CHECK(strcspn(l, "\n") <= 79);
 	free(text);

@@ -94,6 +94,10 @@ static void blocked_loop(void)
 	CHECK(strstr(f.evidence, "25.0% of the time") && strstr(f.evidence, "resolve_host (app.py:41) (90%)"));
 	CHECK(strstr(f.advice, "move resolve_host (app.py:41) off the loop") != NULL);
 	CHECK(!fires(DOC_BLOCKED_LOOP, &in, DOC_LOOP_STALL_SHARE / 2));
+	in.worker_class = WORKER_ASGI; /* an async def handler blocking the asyncio loop */
+	CHECK(doctor_check(DOC_BLOCKED_LOOP, &in, 0.25, &f));
+	CHECK(strstr(f.advice, "resolve_host (app.py:41) blocks the asyncio loop") &&
+	      strstr(f.advice, "run_in_executor") && strstr(f.advice, "worker_class = thread"));
 	in.worker_class = 1; /* slow requests in threads are not a blocked loop */
 	CHECK(!fires(DOC_BLOCKED_LOOP, &in, 0.25));
 }

@@ -595,3 +595,15 @@ enum conn_result http_conn_dispatch(struct http_conn *c, int st)
 	in_compact(c);
 	return keep ? CONN_KEEP : CONN_CLOSE;
 }
+
+/* For a model that drives the exchange itself (asgi): the same max_requests
+ * and keep-alive rules as http_conn_dispatch. */
+void http_conn_budget_spend(struct http_conn *c)
+{
+	budget_spend(c);
+}
+
+bool http_conn_last_response(struct http_conn *c)
+{
+	return last_response(c);
+}

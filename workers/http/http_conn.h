@@ -127,6 +127,13 @@ enum conn_result http_conn_serve(struct http_conn *c);
 int http_conn_parse_head(struct http_conn *c);
 enum conn_result http_conn_dispatch(struct http_conn *c, int st);
 
+/* For a model that runs the exchange itself (asgi): a request starts and
+ * spends its max_requests slot (the one reaching the limit starts the drain);
+ * and whether the response must be the connection's last (draining, or no
+ * slot left for a next request: a slot is claimed for it otherwise). */
+void http_conn_budget_spend(struct http_conn *c);
+bool http_conn_last_response(struct http_conn *c);
+
 /* Bytes of a next (pipelined) request are already buffered. */
 bool http_conn_pending(const struct http_conn *c);
 
