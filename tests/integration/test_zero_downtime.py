@@ -31,6 +31,7 @@ import time
 import pytest
 
 from conftest import DROVER_BIN, ECHO_SO, wait_until
+from upgrade_util import Masters, read_pid, wait_gone
 
 APP = "so:" + ECHO_SO
 PATH = "/?sleep=5"  # 5 ms in the app: requests are in flight when operations happen
@@ -281,6 +282,35 @@ def test_max_requests_turnover_drops_nothing(drover, model):
         wait_until(turned_over, 60, "max_requests turnover")
         load.served_more(30)
     assert_clean(load, f"{model} max_requests turnover ({len(seen) - 2} workers replaced)")
+
+
+@pytest.fixture
+def masters():
+    """The new master a USR2 forks is not the fixture's: killed by pid at teardown."""
+    m = Masters()
+    yield m
+    m.cleanup()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_usr2_upgrade_drops_nothing(drover, masters, model):
+    """USR2 under the same open load as the other operations (test_upgrade.py
+    checks the hand-over itself: .oldbin, control socket, failures)."""
+    d = start(drover, model)
+    old = d.pid
+    with OpenLoad(d.port) as load:
+        t0 = time.monotonic()
+        d.signal(signal.SIGUSR2)
+        new = wait_until(lambda: (p := read_pid(d.pidfile)) not in (0, old) and p, 20,
+                         "the new master's pidfile")
+        masters.track(new)
+        assert d.wait_exit(30) == 0
+        handover = time.monotonic() - t0
+        masters.track(new)
+        load.served_more(50)
+    assert_clean(load, f"{model} USR2 (hand-over {handover:.2f} s)")
+    os.kill(new, signal.SIGTERM)
+    wait_gone(new)
 
 
 def open_connections(d, pid):
