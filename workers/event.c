@@ -16,7 +16,6 @@
 
 const int event_model_ready = 1;
 
-#define DRAIN_IDLE_GRACE_NS 250000000ull /* as the thread model */
 #define ACCEPT_BATCH 4 /* connections taken per wakeup and listener */
 #define MAX_EVENTS 64
 #define BACKEND_TAG UINT64_MAX /* epoll data of libev's fd in the wait set */
@@ -178,17 +177,6 @@ static bool evw_expire(struct ev_worker *w, uint64_t now)
 	return any;
 }
 
-/* Draining, idle keep-alive connections wait while any request of the
- * worker is still on its way (a connection not yet past its first head, a
- * body, a response being written): until then a client's next request is
- * served (Connection: close), not met by our close. */
-static bool evw_idle_closable(const struct ev_worker *w)
-{
-	return w->draining && w->waits[EC_WAIT_IDLE].head && w->inflight == 0 &&
-	       !w->waits[EC_WAIT_HEAD].head && !w->waits[EC_WAIT_BODY].head &&
-	       !w->waits[EC_WAIT_WRITE].head;
-}
-
 /* Time until the next tick or connection deadline, for epoll_wait. */
 static int evw_wait_ms(const struct ev_worker *w, uint64_t now)
 {
@@ -198,8 +186,6 @@ static int evw_wait_ms(const struct ev_worker *w, uint64_t now)
 			next = w->waits[k].head->since_ns + limit_ns(w, k);
 	if (w->paused_until_ns > now && w->paused_until_ns < next)
 		next = w->paused_until_ns;
-	if (evw_idle_closable(w) && w->idle_close_ns < next)
-		next = w->idle_close_ns;
 	return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
 }
 
@@ -215,20 +201,11 @@ static void evw_begin_drain(struct ev_worker *w, uint64_t now)
 	w->drain_deadline_ns = now + grace - margin;
 	wlog_debug("worker %u draining: %u connections, %u requests in flight",
 		   w->rt->args->worker_no, w->nconns, w->inflight);
-	/* Idle keep-alive connections are closed politely after a short grace,
-	 * and only once no request is left (evw_idle_closable): a request on
-	 * its way is then answered (Connection: close) instead of crossing our
-	 * close.  Busy ones end after their response. */
-	w->idle_close_ns = now + DRAIN_IDLE_GRACE_NS;
-}
-
-static bool evw_close_idle(struct ev_worker *w, uint64_t now)
-{
-	if (!evw_idle_closable(w) || now < w->idle_close_ns)
-		return false;
-	while (w->waits[EC_WAIT_IDLE].head)
-		econn_drain(w->waits[EC_WAIT_IDLE].head);
-	return true;
+	/* Idle keep-alive connections are not closed early: the client's next
+	 * request is answered with Connection: close (RFC 9112 section 9.6),
+	 * so no request crosses our FIN; one that sends nothing more is closed
+	 * at its keepalive deadline (evw_expire), as without a drain, or at the
+	 * drain deadline.  Busy ones end after their response. */
 }
 
 /* The duties of one loop turn outside libev.  true: libev has new work
@@ -246,7 +223,6 @@ static bool evw_turn(struct ev_worker *w)
 		dirty = true;
 	}
 	dirty |= evw_expire(w, now);
-	dirty |= evw_close_idle(w, now);
 	/* No slot of max_requests left: stop listening before the next wait,
 	 * so the kernel wakes another worker for the next connection. */
 	bool budget = req_budget_left(w->rt->env.budget);

@@ -282,8 +282,6 @@ static void ec_settle(struct econn *ec, bool activity)
 	/* A head keeps the time of its first byte (slow-loris bound). */
 	if (wt != ec->wait || (activity && wt != EC_WAIT_HEAD))
 		ev_worker_wait(ec, wt, ec->w->now_ns);
-	if (wt == EC_WAIT_IDLE && ec->w->draining)
-		ec_linger(ec);
 }
 
 static void ec_on_io(struct ev_loop *loop, ev_io *io, int revents)
@@ -367,12 +365,6 @@ void econn_timeout(struct econn *ec)
 		econn_destroy(ec);
 		break;
 	}
-}
-
-void econn_drain(struct econn *ec)
-{
-	if (ec->wait == EC_WAIT_IDLE)
-		ec_linger(ec);
 }
 
 void econn_destroy(struct econn *ec)

@@ -38,7 +38,6 @@ struct ev_worker {
 	bool unsettled; /* libev may hold watcher changes not yet in its epoll set */
 	bool chan_shut; /* end of the drain: the master hands over no more */
 	uint64_t drain_deadline_ns;
-	uint64_t idle_close_ns; /* draining: when idle keep-alive connections close */
 	uint64_t now_ns; /* taken after each wait: the loop's clock */
 	uint64_t next_tick_ns, paused_until_ns;
 	unsigned nconns, cap;
@@ -71,8 +70,6 @@ struct econn {
 struct econn *econn_new(struct ev_worker *w, int fd, const struct worker_listener *l);
 /* Its wait expired (kind given by c->wait): close it the right way. */
 void econn_timeout(struct econn *ec);
-/* Drain: close it now if it is idle between requests. */
-void econn_drain(struct econn *ec);
 void econn_destroy(struct econn *ec);
 
 /* event.c: move ec to the tail of the list of its new wait, since now. */

@@ -81,7 +81,7 @@ void tc_accept(struct tpool *tp, size_t which);
  * A shut or closed channel leaves the epoll set. */
 unsigned tc_take_handoffs(struct tpool *tp);
 void tc_event(struct tpool *tp, struct tconn *tc);
-/* Close expired connections; when draining, idle ones too. */
+/* Close connections past their deadline (header, keepalive, linger). */
 void tc_sweep(struct tpool *tp, uint64_t now);
 /* Request thread side: serve tc (taken off the ready queue) until it goes
  * back to the poller or is closed. */

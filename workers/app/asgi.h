@@ -49,7 +49,7 @@ struct asgi_server {
 	struct asgi_conn *conns; /* every open connection (idle sweep, drain) */
 	unsigned nconns, inflight;
 	bool draining;
-	uint64_t drain_deadline_ns, idle_close_ns;
+	uint64_t drain_deadline_ns;
 };
 extern struct asgi_server asgi_srv;
 
@@ -62,8 +62,8 @@ PyObject *asgi_conn_new(int fd, const struct worker_listener *l, const struct so
 /* The connection never got its transport (the accept task failed). */
 void asgi_conn_abandon(PyObject *conn);
 /* Tick: close connections idle past keepalive or with a head older than
- * header_timeout; draining, close idle ones now.  now in ns. */
-void asgi_conns_sweep(uint64_t now, bool close_idle);
+ * header_timeout (draining too: see asgi_server.c).  now in ns. */
+void asgi_conns_sweep(uint64_t now);
 /* Draining: every WebSocket gets a close frame 1001 (going away). */
 void asgi_conns_ws_drain(void);
 /* Helpers of asgi_http.c shared with asgi_ws.c. */

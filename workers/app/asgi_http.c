@@ -1107,7 +1107,7 @@ static bool stuck(const struct asgi_conn *c, uint64_t now, const struct drover_c
 	       now - c->rx_ns >= (uint64_t)(conf->read_timeout * 1e9);
 }
 
-void asgi_conns_sweep(uint64_t now, bool close_idle)
+void asgi_conns_sweep(uint64_t now)
 {
 	const struct drover_conf *conf = asgi_srv.rt->args->conf;
 	uint64_t idle = (uint64_t)(conf->keepalive * 1e9);
@@ -1129,7 +1129,7 @@ void asgi_conns_sweep(uint64_t now, bool close_idle)
 			continue;
 		bool started = c->hc.in.len > c->hc.in_off;
 		uint64_t limit = started || !c->hc.requests ? head : idle;
-		if ((close_idle && !started) || now - c->since_ns >= limit) {
+		if (now - c->since_ns >= limit) {
 			Py_INCREF(c);
 			asgi_conn_close(c);
 			Py_DECREF(c);

@@ -21,7 +21,6 @@
 const int asgi_model_ready = 1;
 
 #define ACCEPT_BATCH 4 /* connections taken per wakeup and listener */
-#define DRAIN_IDLE_GRACE_NS 250000000ull /* as the event model */
 #define FAIR_RECHECK_S 0.001 /* paused for fairness: look again this soon */
 
 struct asgi_server asgi_srv;
@@ -187,7 +186,6 @@ static void begin_drain(uint64_t now)
 	uint64_t grace = (uint64_t)(conf->graceful_timeout * 1e9);
 	uint64_t margin = grace / 10 < 500000000ull ? grace / 10 : 500000000ull;
 	asgi_srv.drain_deadline_ns = now + grace - margin;
-	asgi_srv.idle_close_ns = now + DRAIN_IDLE_GRACE_NS;
 	asgi_conns_ws_drain(); /* RFC 6455 7.4.1: 1001, the server is going away */
 	wlog_debug("worker %u draining: %u connections, %u requests in flight",
 		   asgi_srv.rt->args->worker_no, asgi_srv.nconns, asgi_srv.inflight);
@@ -221,9 +219,9 @@ static PyObject *srv_tick(PyObject *self, PyObject *noargs)
 	worker_idle_point(rt);
 	if (!asgi_srv.draining && atomic_load(&worker_draining))
 		begin_drain(now);
-	bool close_idle = asgi_srv.draining && asgi_srv.inflight == 0 &&
-			  now >= asgi_srv.idle_close_ns;
-	asgi_conns_sweep(now, close_idle);
+	/* Draining, idle keep-alive connections are not closed early: see
+	 * workers/event.c's evw_begin_drain (RFC 9112 section 9.6). */
+	asgi_conns_sweep(now);
 	bool budget = req_budget_left(rt->env.budget);
 	if (S.listening && !budget)
 		listen_set(false);
