@@ -21,6 +21,8 @@ const int event_model_ready = 1;
 #define BACKEND_TAG UINT64_MAX /* epoll data of libev's fd in the wait set */
 #define CHAN_TAG (UINT64_MAX - 1) /* ... and of the hand-off channel */
 #define LIBEV_MAX_PASSES 16 /* libev passes per wakeup (evw_dispatch) */
+#define FAIR_WAIT_MIN_MS 1 /* deferring: first look again after this */
+#define FAIR_WAIT_MAX_MS 100 /* ... and at least this often */
 
 /* Why the loop waits in its own epoll set rather than in libev: the listen
  * sockets are shared by all workers, and EPOLLEXCLUSIVE wakes one worker only
@@ -53,12 +55,43 @@ void ev_worker_wait(struct econn *ec, enum ec_wait wait, uint64_t now)
 	l->tail = ec;
 }
 
+/* Whether this worker takes new connections at all (enum sb_accept), in the
+ * slot for the other workers' fair share (sb_fair_to_accept).  Deferring to
+ * a worker with fewer connections does not change it: a deferring worker
+ * that showed NONE would vanish from the others' comparison, and the one
+ * left would take every new client. */
+static void evw_publish(struct ev_worker *w, uint64_t now)
+{
+	bool takes = !w->draining && w->nconns < w->cap && now >= w->paused_until_ns &&
+		     req_budget_left(w->rt->env.budget);
+	uint32_t lvl = takes ? SB_ACCEPT_FREE : SB_ACCEPT_NONE;
+	if (lvl != w->level) {
+		w->level = lvl;
+		atomic_store_explicit(&w->rt->args->slot->listening, lvl, memory_order_relaxed);
+	}
+}
+
+/* Deferring: judge the fair share again FAIR_WAIT_MIN_MS after the pool
+ * accepted anything (the verdict is stale then), backing off to
+ * FAIR_WAIT_MAX_MS while nothing moves.  Without it a deferring worker
+ * looked again only at its next loop turn: up to a tick, or the next
+ * keepalive expiry, while the worker it deferred to was busy or stalled
+ * (a new client waited 6.5 s, measured). */
+static void evw_defer(struct ev_worker *w, uint64_t now, bool fresh)
+{
+	uint64_t acc = sb_pool_accepted(w->rt->args->sb);
+	unsigned ms = fresh || acc != w->pool_accepted ? FAIR_WAIT_MIN_MS : w->fair_wait_ms * 2;
+	w->fair_wait_ms = ms > FAIR_WAIT_MAX_MS ? FAIR_WAIT_MAX_MS : ms;
+	w->pool_accepted = acc;
+	w->fair_check_ns = now + w->fair_wait_ms * 1000000ull;
+}
+
+/* The listen sockets in or out of the wait set. */
 static void evw_listen(struct ev_worker *w, bool on)
 {
 	const struct worker_args *a = w->rt->args;
 	if (w->listening == on)
 		return;
-	atomic_store_explicit(&a->slot->listening, on, memory_order_relaxed);
 	for (size_t i = 0; i < a->nlisteners; i++) {
 		struct epoll_event e = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = i};
 		if (epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, a->listeners[i].fd, &e) < 0)
@@ -76,6 +109,7 @@ static bool evw_accept(struct ev_worker *w, size_t i)
 	for (int n = 0; n < ACCEPT_BATCH && w->nconns < w->cap; n++) {
 		if (!sb_fair_to_accept(w->rt->args->sb, w->rt->args->slot)) {
 			evw_listen(w, false); /* others have fewer: let them take it */
+			evw_defer(w, w->now_ns, true);
 			break;
 		}
 		/* A slot of max_requests for the connection's request, or the
@@ -120,6 +154,7 @@ static bool evw_accept(struct ev_worker *w, size_t i)
 	/* At the cap, new connections wait in the shared queue for others. */
 	if (w->nconns >= w->cap)
 		evw_listen(w, false);
+	evw_publish(w, w->now_ns);
 	return any;
 }
 
@@ -186,6 +221,8 @@ static int evw_wait_ms(const struct ev_worker *w, uint64_t now)
 			next = w->waits[k].head->since_ns + limit_ns(w, k);
 	if (w->paused_until_ns > now && w->paused_until_ns < next)
 		next = w->paused_until_ns;
+	if (w->level == SB_ACCEPT_FREE && !w->listening && w->fair_check_ns < next)
+		next = w->fair_check_ns;
 	return next <= now ? 0 : (int)((next - now + 999999) / 1000000);
 }
 
@@ -223,14 +260,18 @@ static bool evw_turn(struct ev_worker *w)
 		dirty = true;
 	}
 	dirty |= evw_expire(w, now);
-	/* No slot of max_requests left: stop listening before the next wait,
-	 * so the kernel wakes another worker for the next connection. */
-	bool budget = req_budget_left(w->rt->env.budget);
-	if (w->listening && !budget)
+	/* Not taking new clients (draining, full, out of fds, no slot of
+	 * max_requests left): stop listening before the next wait, so the
+	 * kernel wakes another worker for the next connection. */
+	evw_publish(w, now);
+	if (w->level != SB_ACCEPT_FREE) {
 		evw_listen(w, false);
-	if (!w->listening && !w->draining && w->nconns < w->cap && now >= w->paused_until_ns &&
-	    budget && sb_fair_to_accept(w->rt->args->sb, w->rt->args->slot))
-		evw_listen(w, true);
+	} else if (!w->listening && now >= w->fair_check_ns) {
+		if (sb_fair_to_accept(w->rt->args->sb, w->rt->args->slot))
+			evw_listen(w, true);
+		else
+			evw_defer(w, now, false);
+	}
 	return dirty;
 }
 
@@ -379,6 +420,7 @@ int event_run(struct worker_rt *rt)
 	rt->env.keepalive_ok = true;
 	sb_store(&s->booted_ns, sb_now_ns());
 	sb_set_state(s, SB_IDLE);
+	evw_publish(&w, sb_now_ns());
 	evw_listen(&w, true);
 	evw_loop_run(&w);
 	if (w.nconns)

@@ -33,6 +33,13 @@ struct ev_worker {
 	struct ev_loop *loop;
 	int epfd; /* the wait set: listen sockets (EPOLLEXCLUSIVE) + libev's fd */
 	bool listening; /* listen sockets are in epfd */
+	uint32_t level; /* enum sb_accept published in slot->listening: FREE or NONE */
+	/* Deferring to a worker with fewer connections (level FREE, not
+	 * watching): when to judge the fair share again, the wait between
+	 * judgements (ms, backing off while nothing moves), and the pool's
+	 * accept count at the last one. */
+	uint64_t fair_check_ns, pool_accepted;
+	unsigned fair_wait_ms;
 	bool draining;
 	bool invoked; /* the current libev pass ran callbacks */
 	bool unsettled; /* libev may hold watcher changes not yet in its epoll set */

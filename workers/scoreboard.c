@@ -79,6 +79,16 @@ bool sb_fair_to_accept(const struct scoreboard *sb, const struct sb_slot *me)
 		const struct sb_slot *o = &sb->slots[i];
 		if (o == me || accept_level(o) == SB_ACCEPT_NONE)
 			continue;
+		/* Not to one in an ongoing stall (the watchdog's stall_now_n: a
+		 * request or loop past stall_threshold): an event loop blocked in
+		 * the app, or a thread worker whose threads are all held by long
+		 * requests, takes nothing from the queue, and a new client waited
+		 * for it (3.5 s thread, 6.5 s event, measured) while this worker
+		 * could serve it at once.  Short requests are not stalls: a
+		 * saturated worker that completes them still counts (the level
+		 * flickers with each request; see the header). */
+		if (atomic_load_explicit(&o->stall_now_n, memory_order_relaxed) > 0)
+			continue;
 		if (atomic_load_explicit(&o->connections, memory_order_relaxed) < mine)
 			return false;
 	}

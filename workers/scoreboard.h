@@ -158,6 +158,8 @@ enum sb_accept {
  * accepts (any level but NONE, watching or deferring) holds fewer
  * connections than me, so that a burst of keep-alive clients spreads over
  * the pool instead of piling on whichever worker the kernel wakes first.
+ * A worker in an ongoing stall (slot->stall_now_n > 0) does not count: it
+ * takes nothing from the queue until the stall ends.
  * The level does not break ties: it flickers with every request under load,
  * and two workers each deferring to the other's better level of a moment
  * ago would leave the listen queue to nobody.  The worker with the fewest

@@ -32,6 +32,8 @@
 #include "workers/wlog.h"
 
 #define FAIR_WAIT_MIN_MS 1 /* deferring: first look again after this */
+#define FAIR_WAIT_MAX_MS 50 /* ... and at least this often */
+#define STUCK_MS 50 /* saturated with no request completed for this long: stuck */
 #define PEEK_MS 5 /* saturated: look at the listen queues this often */
 #define PEEK_BATCH 16 /* connections taken per listener and peek */
 
@@ -45,9 +47,29 @@ static uint32_t accept_level_locked(const struct tpool *tp)
 	return tp->nready + tp->busy < tp->nthreads ? SB_ACCEPT_FREE : SB_ACCEPT_QUEUED;
 }
 
+/* Saturated and no request completed for STUCK_MS (every thread held by a
+ * long request): the worker takes nothing from the queue now (it peeks
+ * only while completing requests), so it says NONE, and a worker deferring
+ * to it for its fewer connections takes the new client instead (it waited
+ * for the long requests to end, 3.5 s measured, beside free threads). */
+static bool stuck_locked(struct tpool *tp)
+{
+	uint64_t now = sb_now_ns(), done = sb_load(&tp->slot->requests);
+	if (tp->level == SB_ACCEPT_FREE || done != tp->stuck_requests) {
+		tp->stuck_requests = done;
+		tp->stuck_since_ns = now;
+		return false;
+	}
+	return now - tp->stuck_since_ns >= STUCK_MS * 1000000ull;
+}
+
 static void publish_level_locked(struct tpool *tp)
 {
 	uint32_t lvl = accept_level_locked(tp);
+	if (lvl == SB_ACCEPT_QUEUED && stuck_locked(tp))
+		lvl = SB_ACCEPT_NONE;
+	else if (lvl == SB_ACCEPT_FREE)
+		tp->stuck_requests = ~0ull; /* saturation starts afresh */
 	if (lvl != tp->level) {
 		if (lvl == SB_ACCEPT_QUEUED) /* saturated from now: see peek() */
 			tp->sat_requests = sb_load(&tp->slot->requests);
@@ -104,6 +126,8 @@ static void fair_recheck(struct tpool *tp, unsigned max_ms, uint64_t now)
 	unsigned w = tp->fair_wait_ms * 2;
 	if (acc != tp->pool_accepted || w < FAIR_WAIT_MIN_MS)
 		w = FAIR_WAIT_MIN_MS;
+	if (max_ms > FAIR_WAIT_MAX_MS)
+		max_ms = FAIR_WAIT_MAX_MS;
 	tp->fair_wait_ms = w > max_ms ? max_ms : w;
 	tp->pool_accepted = acc;
 	tp->fair_check_ns = now + tp->fair_wait_ms * 1000000ull;
@@ -145,8 +169,12 @@ int tp_accept_timer(struct tpool *tp, int wait_ms, uint64_t now)
 		if (tp->deferring && tp->fair_check_ns < due)
 			due = tp->fair_check_ns;
 	}
-	if (__atomic_load_n(&tp->level, __ATOMIC_RELAXED) == SB_ACCEPT_QUEUED) {
+	uint32_t lvl = __atomic_load_n(&tp->level, __ATOMIC_RELAXED);
+	if (lvl == SB_ACCEPT_QUEUED || (lvl == SB_ACCEPT_NONE && tp->stuck_requests != ~0ull)) {
 		if (now >= tp->peek_ns) {
+			pthread_mutex_lock(&tp->mu); /* still completing requests? */
+			publish_level_locked(tp);
+			pthread_mutex_unlock(&tp->mu);
 			peek(tp);
 			tp->peek_ns = now + PEEK_MS * 1000000ull;
 		}

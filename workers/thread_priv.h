@@ -66,6 +66,9 @@ struct tpool {
 	bool deferring; /* another worker is a better place for new clients */
 	uint32_t level; /* enum sb_accept, as published in slot->listening */
 	uint64_t sat_requests; /* slot->requests when the level became QUEUED */
+	/* Saturated: slot->requests at the last progress, and since when (ns);
+	 * stuck_requests is ~0 while a thread is free. */
+	uint64_t stuck_requests, stuck_since_ns;
 	uint64_t accept_paused_until_ns; /* out of fds: not accepting before this */
 	bool draining, stopping;
 	bool chan_shut; /* end of the drain: the master sends no more */

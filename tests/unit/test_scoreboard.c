@@ -115,8 +115,8 @@ static void test_fair_to_accept(void)
 	sb_unmap(sb);
 }
 
-/* Any level but NONE counts, watching or deferring; the level does not
- * break ties (it flickers under load). */
+/* Any level but NONE counts, watching or deferring; a stalled worker never
+ * counts; the level does not break ties (it flickers under load). */
 static void test_fair_levels(void)
 {
 	struct scoreboard *sb = sb_map(4);
@@ -129,6 +129,9 @@ static void test_fair_levels(void)
 	atomic_store(&b->connections, 2);
 	CHECK(!sb_fair_to_accept(sb, a)); /* b has fewer, though saturated */
 	CHECK(sb_fair_to_accept(sb, b));
+	atomic_store(&b->stall_now_n, 2);
+	CHECK(sb_fair_to_accept(sb, a)); /* b's threads are stuck in long requests */
+	atomic_store(&b->stall_now_n, 0);
 	atomic_store(&b->connections, 3);
 	CHECK(sb_fair_to_accept(sb, a) && sb_fair_to_accept(sb, b)); /* a tie */
 	atomic_store(&b->listening, SB_ACCEPT_NONE); /* full: b takes nothing */
