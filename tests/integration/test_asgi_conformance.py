@@ -173,6 +173,9 @@ def test_app_errors(conf):
     resp = raw(conf, b"GET /bad-header HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(resp) == 500 and b"Injected" not in resp
     conf.wait_log(r"ValueError: invalid response header x-bad", since=mark)
+    resp = raw(conf, b"GET /interim-status HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(resp) == 500 and b"103" not in resp.split(b"\r\n")[0]
+    conf.wait_log(r"ValueError: invalid HTTP status 103", since=mark)
     # an exception after the start: the response is cut (no last chunk), the connection closed
     resp = raw(conf, b"GET /raise-after-start HTTP/1.1\r\nHost: x\r\n\r\n")
     assert resp.startswith(b"HTTP/1.1 200") and b"partial" in resp

@@ -223,6 +223,7 @@ def test_file_wrapper_without_fileno(server):
     ("/boom", r"RuntimeError: boom in app"),
     ("/bad_status", r"status must be str"),
     ("/bad_status_text", r"status must look like '200 OK'"),
+    ("/interim_status", r"status must look like '200 OK'"),
     ("/bad_header_value", r"header 0 value must be str"),
     ("/bad_header_unicode", r"is not latin-1 text"),
     ("/bad_header_list", r"headers must be a list"),

@@ -87,7 +87,9 @@ struct drover_request {
 struct drover_response;
 struct drover_response_ops {
 	/* Set the status (default 200) and reason (NULL: the standard phrase).
-	 * Only before the first write.  Returns 0, or -1 if headers were sent. */
+	 * Only before the first write.  Returns 0, or -1 if headers were sent,
+	 * status is outside 200..599 (a 1xx is interim, never the final answer:
+	 * RFC 9110 section 15.2) or the reason holds a control character. */
 	int (*status)(struct drover_response *resp, int status, const char *reason);
 	/* Add a header (NUL-terminated strings; CR/LF are refused with -1).  Give
 	 * Content-Length to announce the length: the body is then framed by it.

@@ -440,8 +440,9 @@ static PyObject *send_start(struct asgi_cycle *cy, PyObject *m)
 	int status;
 	if (get_int(m, s_status, -1, &status) < 0)
 		return NULL;
-	if (http_response_set_status(&c->hc.resp, status, NULL) < 0) {
-		PyErr_Format(PyExc_ValueError, "invalid HTTP status %d", status);
+	if (!http_final_status_ok(status) || http_response_set_status(&c->hc.resp, status, NULL) < 0) {
+		PyErr_Format(PyExc_ValueError, "invalid HTTP status %d (a final response: 200..599)",
+			     status);
 		return NULL;
 	}
 	PyObject *headers = PyDict_GetItemWithError(m, s_headers);

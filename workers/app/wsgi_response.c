@@ -103,7 +103,9 @@ static int check_status(PyObject *st)
 		return -1;
 	Py_ssize_t n = PyUnicode_GET_LENGTH(st);
 	const Py_UCS1 *d = PyUnicode_1BYTE_DATA(st);
-	if (PyUnicode_KIND(st) != PyUnicode_1BYTE_KIND || n < 3 || d[0] < '1' || d[0] > '5' ||
+	/* 200..599: a 1xx is interim, never the final answer (RFC 9110
+	 * section 15.2); PEP 3333 leaves 100 Continue to the server. */
+	if (PyUnicode_KIND(st) != PyUnicode_1BYTE_KIND || n < 3 || d[0] < '2' || d[0] > '5' ||
 	    d[1] < '0' || d[1] > '9' || d[2] < '0' || d[2] > '9' || (n > 3 && d[3] != ' '))
 		goto bad;
 	for (Py_ssize_t i = 3; i < n; i++)
@@ -111,7 +113,7 @@ static int check_status(PyObject *st)
 			goto bad;
 	return (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
 bad:
-	PyErr_Format(PyExc_ValueError, "start_response: status must look like '200 OK', got %R", st);
+	PyErr_Format(PyExc_ValueError, "start_response: status must look like '200 OK' (200..599: a 1xx is interim), got %R", st);
 	return -1;
 }
 

@@ -259,7 +259,9 @@ static int put_head(struct http_conn *c, long long known)
 static int resp_status(struct drover_response *r, int status, const char *reason)
 {
 	struct http_conn *c = r->server;
-	return c->head_on_wire ? -1 : http_response_set_status(&c->resp, status, reason);
+	if (c->head_on_wire || !http_final_status_ok(status))
+		return -1;
+	return http_response_set_status(&c->resp, status, reason);
 }
 
 static int resp_header(struct drover_response *r, const char *name, const char *value)

@@ -40,6 +40,14 @@ void http_response_init(struct http_response *r, bool head_request, bool keep_al
 void http_response_free(struct http_response *r);
 /* 0, or -1 if the head was sent already or status is outside 100..999. */
 int http_response_set_status(struct http_response *r, int status, const char *reason);
+/* Whether an app may give status as its (final) response: 200..599.  RFC
+ * 9110 section 15: codes outside 100..599 are invalid on the wire, and a 1xx
+ * is interim (section 15.2), never the answer; drover sends 100 Continue
+ * and 101 itself. */
+static inline bool http_final_status_ok(int status)
+{
+	return status >= 200 && status <= 599;
+}
 /* 0, or -1 for CR/LF/NUL in name or value, an invalid name token, or too many
  * header bytes.  Content-Length is parsed into has_length/content_length;
  * Connection and Transfer-Encoding from the app are dropped and Date/Server

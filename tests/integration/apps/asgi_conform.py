@@ -91,6 +91,10 @@ async def app(scope, receive, send):
         raise ValueError("after start")
     if path == "/no-response":
         return
+    if path == "/interim-status":
+        # a 1xx is interim (RFC 9110 section 15.2), never the final answer
+        await send({"type": "http.response.start", "status": 103, "headers": []})
+        return
     if path == "/bad-header":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"x-bad", b"a\r\nInjected: 1")]})

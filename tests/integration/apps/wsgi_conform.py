@@ -163,6 +163,12 @@ def bad_status_text(environ, start_response):
     return [b"x"]
 
 
+def interim_status(environ, start_response):
+    # a 1xx is interim (RFC 9110 section 15.2): never the final answer
+    start_response("103 Early Hints", [("Link", "</s.css>; rel=preload")])
+    return [b"x"]
+
+
 def bad_header_value(environ, start_response):
     start_response("200 OK", [("X-Num", 5)])
     return [b"x"]
@@ -213,6 +219,7 @@ ROUTES = {
     "/closing": closing, "/exc_before": exc_info_before, "/exc_after": exc_info_after,
     "/file": file_wrapper, "/file_nofd": file_wrapper_nofd, "/boom": boom,
     "/bad_status": bad_status, "/bad_status_text": bad_status_text,
+    "/interim_status": interim_status,
     "/bad_header_value": bad_header_value, "/bad_header_unicode": bad_header_unicode,
     "/bad_header_list": bad_header_list, "/str_body": str_body, "/none_body": none_body,
     "/no_start": no_start, "/latin1_header": latin1_header, "/slow": slow_handler,
