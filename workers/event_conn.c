@@ -234,18 +234,22 @@ static void ec_linger(struct econn *ec)
 	ev_worker_wait(ec, EC_WAIT_LINGER, ec->w->now_ns);
 }
 
+/* At most 16 reads per event, so a client that floods cannot hold the
+ * loop; what is left comes with the next event.  Only EOF or an error ends
+ * the linger early (destroying it after 16 full reads sent the RST the
+ * linger is there to avoid: a 413 before a 4 MiB upload was lost). */
 static void ec_linger_read(struct econn *ec)
 {
 	char sink[16384];
 	for (int i = 0; i < 16; i++) {
 		ssize_t n = recv(ec->c.fd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (n > 0)
+		if (n > 0 || (n < 0 && errno == EINTR))
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		break;
+		econn_destroy(ec); /* EOF: the client read all and closed; or an error */
+		return;
 	}
-	econn_destroy(ec);
 }
 
 /* All output is out and no more requests will be read: close, lingering if
@@ -253,10 +257,7 @@ static void ec_linger_read(struct econn *ec)
 static void ec_finish(struct econn *ec)
 {
 	struct http_conn *c = &ec->c;
-	char b;
-	if (ec->peer_eof || c->client_gone ||
-	    (c->in_off == c->in.len && recv(c->fd, &b, 1, MSG_DONTWAIT | MSG_PEEK) <= 0 &&
-	     errno != EINTR)) {
+	if (ec->peer_eof || c->client_gone || !http_conn_unread_input(c, c->fd)) {
 		econn_destroy(ec);
 		return;
 	}

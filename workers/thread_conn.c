@@ -109,9 +109,7 @@ static void destroy_by_poller(struct tpool *tp, struct tconn *tc)
 
 static bool has_unread(struct tconn *tc)
 {
-	char b;
-	return tc->c.in_off < tc->c.in.len ||
-	       recv(tc->c.fd, &b, 1, MSG_DONTWAIT | MSG_PEEK) > 0;
+	return http_conn_unread_input(&tc->c, tc->c.fd);
 }
 
 /* Close politely from the poller: with unread input, shut our side and

@@ -33,6 +33,8 @@ struct asgi_conn {
 	uint64_t rx_ns, wpause_ns; /* last bytes in; when writing paused */
 	unsigned long long discarded; /* unread body read away */
 	bool listed, made, closed, closing, peer_eof;
+	bool lingering; /* closing: our FIN sent, the client's rest read away */
+	int sock_fd; /* the transport's socket, for MSG_PEEK only */
 	bool read_paused, write_paused, discarding;
 };
 

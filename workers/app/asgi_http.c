@@ -23,6 +23,7 @@
 #define BODY_HIGH (64 * 1024) /* body bytes the app has not taken: pause reading */
 #define IN_HIGH (1024 * 1024) /* pipelined bytes buffered behind a cycle */
 #define DISCARD_MAX (256 * 1024) /* unread body read away to keep the connection */
+#define ASGI_LINGER_NS 2000000000ull /* lingering close: as http_conn_close */
 
 struct asgi_cycle {
 	PyObject_HEAD
@@ -47,7 +48,7 @@ static PyTypeObject conn_type, cycle_type, ready_type;
 static PyObject *s_type, *s_http, *s_asgi, *s_http_version, *s_method, *s_scheme, *s_path,
 	*s_raw_path, *s_query_string, *s_root_path, *s_headers, *s_client, *s_server, *s_state,
 	*s_body, *s_more_body, *s_status, *s_empty, *s_v11, *s_v10, *s_http_request,
-	*s_http_disconnect, *s_start, *s_resp_body, *s_done, *s_set_result, *s_close,
+	*s_http_disconnect, *s_start, *s_resp_body, *s_done, *s_set_result, *s_close, *s_write_eof,
 	*s_pause_reading, *s_resume_reading, *s_write, *s_receive, *s_send, *s_add_done_callback,
 	*s_exception, *s_cancelled, *s_https, *s_abort;
 static PyObject *ready_none; /* the stateless "done, None" awaitable */
@@ -128,12 +129,30 @@ static void call0(PyObject *obj, PyObject *name)
 	Py_XDECREF(r);
 }
 
-/* Close after what was written is flushed (transport.close). */
+/* Close after what was written is flushed (transport.close).  With request
+ * bytes unread or still to come, a lingering close instead (RFC 9112
+ * section 9.6, as the other models: http_conn_unread_input): write_eof sends
+ * our FIN once the response is flushed, reading goes on and drops what
+ * comes, and the client's FIN (eof_received) or ASGI_LINGER_NS closes it.
+ * transport.close() there sent a RST that lost the response: a 413 before a
+ * 4 MiB upload reached the client 1 time in 30. */
 void asgi_conn_close(struct asgi_conn *c)
 {
 	if (c->closing || c->closed)
 		return;
 	c->closing = true;
+	if (!c->peer_eof && c->transport && http_conn_unread_input(&c->hc, c->sock_fd)) {
+		c->lingering = true;
+		c->since_ns = sb_now_ns();
+		PyObject *r = PyObject_CallMethodNoArgs(c->transport, s_write_eof);
+		if (r) {
+			Py_DECREF(r);
+			asgi_pause_reading(c, false);
+			return;
+		}
+		PyErr_Clear(); /* no half-close here: a plain close */
+		c->lingering = false;
+	}
 	call0(c->transport, s_close);
 }
 
@@ -910,6 +929,8 @@ static PyObject *conn_connection_made(struct asgi_conn *c, PyObject *transport)
 
 static PyObject *conn_data_received(struct asgi_conn *c, PyObject *data)
 {
+	if (c->lingering)
+		Py_RETURN_NONE; /* read away: the answer is out */
 	Py_buffer b;
 	if (PyObject_GetBuffer(data, &b, PyBUF_SIMPLE) < 0)
 		return NULL;
@@ -1068,6 +1089,7 @@ PyObject *asgi_conn_new(int fd, const struct worker_listener *l, const struct so
 	http_conn_init(&c->hc, &asgi_srv.rt->env, &no_io, fd, l, peer);
 	c->hc.slot_held = true; /* claimed by the acceptor */
 	c->hc.fd = -1; /* the transport owns the socket */
+	c->sock_fd = fd;
 	c->server = l->family == AF_UNIX ? Py_BuildValue("(sO)", l->name, Py_None)
 					 : Py_BuildValue("(si)", l->host, l->port);
 	if (!c->server) {
@@ -1126,6 +1148,11 @@ void asgi_conns_sweep(uint64_t now)
 			Py_DECREF(c);
 			continue;
 		}
+		if (c->lingering) {
+			if (now - c->since_ns >= ASGI_LINGER_NS)
+				call0(c->transport, s_close);
+			continue;
+		}
 		if (c->cycle || c->ws || c->closing || c->discarding)
 			continue;
 		bool started = c->hc.in.len > c->hc.in_off;
@@ -1177,7 +1204,7 @@ int asgi_http_setup(void)
 		{&s_v11, "1.1"}, {&s_v10, "1.0"}, {&s_http_request, "http.request"},
 		{&s_http_disconnect, "http.disconnect"}, {&s_start, "http.response.start"},
 		{&s_resp_body, "http.response.body"}, {&s_done, "done"},
-		{&s_set_result, "set_result"}, {&s_close, "close"},
+		{&s_set_result, "set_result"}, {&s_close, "close"}, {&s_write_eof, "write_eof"},
 		{&s_pause_reading, "pause_reading"}, {&s_resume_reading, "resume_reading"},
 		{&s_write, "write"}, {&s_receive, "receive"}, {&s_send, "send"},
 		{&s_add_done_callback, "add_done_callback"}, {&s_exception, "exception"},

@@ -187,10 +187,8 @@ void http_conn_close(struct http_conn *c)
 	/* Unread input makes close() send a RST that can destroy the response
 	 * still in the client's receive path.  If the client may still send,
 	 * shut our side and read its leftovers away for a short while. */
-	char sink[4096];
-	bool unread = c->in_off < c->in.len ||
-		      recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT | MSG_PEEK) > 0;
-	if (unread && shutdown(c->fd, SHUT_WR) == 0) {
+	char sink[16384];
+	if (http_conn_unread_input(c, c->fd) && shutdown(c->fd, SHUT_WR) == 0) {
 		uint64_t deadline = sb_now_ns() + 2000000000ull; /* lingering time */
 		while (sb_now_ns() < deadline) {
 			if (wait_fd(c, POLLIN, 0.5, false) < 0)

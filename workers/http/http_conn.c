@@ -104,6 +104,15 @@ bool http_conn_pending(const struct http_conn *c)
 	return c->in_off < c->in.len;
 }
 
+bool http_conn_unread_input(const struct http_conn *c, int fd)
+{
+	char b;
+	if (c->in_off < c->in.len || c->body_cut || c->hp.state == HTTP_PARSE_BODY ||
+	    c->hp.state == HTTP_PARSE_ERROR)
+		return true;
+	return fd >= 0 && recv(fd, &b, 1, MSG_DONTWAIT | MSG_PEEK) > 0;
+}
+
 static void in_compact(struct http_conn *c)
 {
 	if (c->in_off == 0)
@@ -590,6 +599,7 @@ enum conn_result http_conn_dispatch(struct http_conn *c, int st)
 	}
 	c->requests++;
 	account(c);
+	c->body_cut = c->hp.state == HTTP_PARSE_BODY || c->hp.state == HTTP_PARSE_ERROR;
 	c->body_buffered = false;
 	c->prebody.len = c->prebody_off = 0;
 	http_response_free(&c->resp);

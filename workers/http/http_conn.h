@@ -84,6 +84,9 @@ struct http_conn {
 	int peer_port, server_port;
 	bool proxy_seen; /* the PROXY header was read (or none is expected) */
 	bool client_gone; /* a send failed: stop writing */
+	/* The last request's body was not read to its end (refused, or the app
+	 * left it): the client may still be sending it (http_conn_unread_input). */
+	bool body_cut;
 	bool io_timed_out;
 	bool continue_sent;
 	bool head_on_wire; /* the response head went to io->send */
@@ -136,6 +139,15 @@ bool http_conn_last_response(struct http_conn *c);
 
 /* Bytes of a next (pipelined) request are already buffered. */
 bool http_conn_pending(const struct http_conn *c);
+/* Whether closing now could meet request bytes not read: input buffered,
+ * a request body not read to its end or refused mid-way (parser in BODY or
+ * ERROR: the client may still be sending it), or bytes waiting in socket fd
+ * (MSG_PEEK; fd < 0: not looked at).  Such a close must linger (shut our
+ * side, read the rest away): a close() with unread input sends a RST, and
+ * the client's stack may then drop the response it has not read yet (RFC
+ * 9112 section 9.6).  An empty socket is not enough: the rest of a body may
+ * be on its way (a 413 before a 4 MiB upload was lost 20 times in 30). */
+bool http_conn_unread_input(const struct http_conn *c, int fd);
 
 /* Close politely: shut down writing, discard what the client still sends for
  * a short while, then close, so that unread input never turns into a RST
