@@ -1,10 +1,12 @@
 """Responses that must not have a body (RFC 9112 §6.3, RFC 9110 §15.3.5,
-§15.4.5) in every worker model: a response to HEAD, a 1xx, 204 or 304 ends
-at its header section whatever the app yields, writes or sends from a file,
-and whatever Content-Length it sets (a HEAD's or 304's is kept, a 204's or
-1xx's dropped); the connection stays in step for the next, pipelined,
-request.  And a response after which the server closes says
-"Connection: close" (RFC 9112 §9.6)."""
+§15.4.5) in every worker model: a response to HEAD, a 204 or 304 ends at
+its header section whatever the app yields, writes or sends from a file,
+and whatever Content-Length it sets (a HEAD's or 304's is kept, a 204's
+dropped); the connection stays in step for the next, pipelined, request.
+An app that gives a 1xx as its answer gets an error (WSGI: a 500; C: the
+status call fails): a 1xx is interim, and a client would wait for the
+final response forever (RFC 9110 §15.2).  And a response after which the
+server closes says "Connection: close" (RFC 9112 §9.6)."""
 import os
 import re
 import socket
@@ -78,6 +80,10 @@ def read_responses(sock, reqs, timeout=10):
 def check_bodiless(req, resp, rest_ok):
     method, st, how, cl = req
     got_st, hdrs, _ = resp
+    if st < 200:  # refused as a final status: an error answer, in step
+        assert got_st == 500, (req, resp)
+        assert rest_ok, req
+        return
     assert got_st == st, (req, resp)
     want_cl = cl if (method == "HEAD" or st == 304) else None
     if method == "HEAD" and cl is None and how in ("list", "file"):

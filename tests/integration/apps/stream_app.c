@@ -99,7 +99,13 @@ static int status(struct drover_request *req, struct drover_response *resp)
 	const char *how = param(req, "how", hb, sizeof(hb));
 	if (!how)
 		how = "write";
-	resp->ops->status(resp, code, "X");
+	if (resp->ops->status(resp, code, "X") < 0) {
+		/* refused (a 1xx is never a final response): say so */
+		static const char bad[] = "bad status\n";
+		drover_status(resp, 500);
+		drover_header(resp, "Content-Length", "11");
+		return drover_write(resp, bad, sizeof(bad) - 1);
+	}
 	drover_header(resp, "Content-Type", "text/plain");
 	if (param(req, "cl", cb, sizeof(cb)))
 		drover_header(resp, "Content-Length", cb);
