@@ -120,13 +120,22 @@ for line in open(rounds):
         except ValueError:
             pass
 
+# wrk's closed loop keeps one request outstanding per connection, served or
+# not, so Little's law gives the mean time a request spends in the server
+# over all 50 clients: L = lambda * W, W = 50 / req/s.  wrk's own latency
+# figures cover only the requests that completed.
+for (s, load), d in vals.items():
+    if load == "c50" and d.get("rps"):
+        d["little"] = [50e3 / r for r in d["rps"] if r]
+
+
 def med(s, load, k):
     v = vals.get((s, load), {}).get(k)
     return statistics.median(v) if v else None
 
 servers = ["drover-thread", "drover-event", "uwsgi-http11-threads", "gunicorn-gthread"]
 keys8 = ["rps", "p50", "p99"]
-keys50 = ["rps", "p50", "p99", "served", "conns", "max_ms", "p50_ms", "unanswered", "n"]
+keys50 = ["rps", "p50", "p99", "little", "served", "conns", "max_ms", "p50_ms", "unanswered", "n"]
 print()
 for s in servers:
     for load, keys in (("c8", keys8), ("c50", keys50)):
@@ -144,6 +153,7 @@ def f(v, unit):
 rows = [("c8 req/s", "c8", "rps", "req/s"), ("c8 p50", "c8", "p50", "ms"), ("c8 p99", "c8", "p99", "ms"),
         ("c50 req/s", "c50", "rps", "req/s"), ("c50 p50", "c50", "p50", "ms"),
         ("c50 p99 (of the requests completed)", "c50", "p99", "ms"),
+        ("c50 mean latency over all 50 clients (Little: 50 / req/s)", "c50", "little", "ms"),
         ("c50 wrk connections served", "c50", "served", "/50"),
         ("c50 new client wait, max (answered)", "c50", "max_ms", "ms"),
         ("c50 new client wait, p50", "c50", "p50_ms", "ms"),
