@@ -81,8 +81,8 @@ def row(what, d, p, ratio_of=None, unit="req/s", better="higher"):
         rows.append((what, "-", "-", "n/a"))
         return
     r = d / p if p else float("nan")
-    fmt = (lambda v: f"{v:,.0f} {unit}") if unit in ("req/s", "kB") or (unit == "ms" and d >= 10) \
-        else (lambda v: f"{v:.2f} {unit}")  # sub-10 ms latencies keep their decimals
+    fmt = (lambda v: f"{v:,.0f} {unit}" if unit != "ms" or v >= 10 else f"{v:.2f} {unit}") \
+        if unit in ("req/s", "kB", "ms") else (lambda v: f"{v:.2f} {unit}")  # sub-10 ms keep decimals
     rows.append((what, fmt(d), fmt(p), f"{r:.2f} ({better} is better)"))
 
 
