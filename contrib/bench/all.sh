@@ -7,9 +7,12 @@
 #   startup.sh    exec -> first 200, kill -> replacement answering, vs gunicorn
 #   sampler_scale.sh  the master's sampling cost at 40 workers x 50 threads
 #   balance.sh    (if present) the thread model's balance over workers
+#   fairness.sh   WSGI thread p99 vs uWSGI at c8 (every client has a thread)
+#                 and at c50 with the connections served and a new client's wait
 # usage: contrib/bench/all.sh [--quick] [-d SECONDS]
 #   --quick: shorter runs (2 s of wrk, the WSGI hello only for memory, one
-#   start, 3 kills, a 10 s sampler window): about 2 minutes instead of 6.
+#   start, 3 kills, a 10 s sampler window, one fairness round): about 3
+#   minutes instead of 8.
 #   DROVER_BUILD (default build/), PEERS (peers.sh).  Raw outputs are kept in
 #   a temporary directory whose name is printed first.
 set -u
@@ -21,14 +24,14 @@ done
 HERE=$(cd "$(dirname "$0")" && pwd)
 # peers.sh and models.sh/wsgi.sh use fixed ports: someone else's server on
 # one of them would be measured in place of ours.
-busy=$(ss -ltnH 2>/dev/null | awk '{print $4}' | grep -E ':(810[1-6]|811[0-9]|812[0-9])$')
+busy=$(ss -ltnH 2>/dev/null | awk '{print $4}' | grep -E ':(810[1-6]|811[0-9]|812[0-9]|813[0-3])$')
 [ -n "$busy" ] && { echo "all.sh: ports in use ($busy): another benchmark is running" >&2; exit 1; }
 OUT=$(mktemp -d /tmp/drover-all.XXXXXX)
 echo "# raw outputs: $OUT"
 if [ $QUICK = 1 ]; then
-  D=2 MEM=(-q) START=(-r 1 -k 3) SCALE=(40 10)
+  D=2 MEM=(-q) START=(-r 1 -k 3) SCALE=(40 10) FAIR=(-d 2 -n 1)
 else
-  MEM=() START=(-r 3 -k 5) SCALE=(40 20)
+  MEM=() START=(-r 3 -k 5) SCALE=(40 20) FAIR=(-d "$D" -n 3)
 fi
 step() { # NAME COMMAND...: run with a bound, keep the output
   local name=$1; shift
@@ -41,6 +44,7 @@ step memory bash "$HERE/memory.sh" "${MEM[@]}"
 step startup bash "$HERE/startup.sh" "${START[@]}"
 step sampler bash "$HERE/sampler_scale.sh" "${SCALE[@]}"
 [ -x "$HERE/balance.sh" ] && step balance bash "$HERE/balance.sh"
+step fairness bash "$HERE/fairness.sh" "${FAIR[@]}"
 /usr/bin/python3 - "$OUT" "$D" "$QUICK" <<'PY'
 import os, re, sys
 
@@ -77,7 +81,8 @@ def row(what, d, p, ratio_of=None, unit="req/s", better="higher"):
         rows.append((what, "-", "-", "n/a"))
         return
     r = d / p if p else float("nan")
-    fmt = (lambda v: f"{v:,.0f} {unit}") if unit in ("req/s", "kB", "ms") else (lambda v: f"{v:.2f} {unit}")
+    fmt = (lambda v: f"{v:,.0f} {unit}" if unit != "ms" or v >= 10 else f"{v:.2f} {unit}") \
+        if unit in ("req/s", "kB", "ms") else (lambda v: f"{v:.2f} {unit}")  # sub-10 ms keep decimals
     rows.append((what, fmt(d), fmt(p), f"{r:.2f} ({better} is better)"))
 
 
@@ -124,6 +129,27 @@ if s:
         unit="%", better="lower")
     rows.append(("sampler at 40 x 50 threads: passes within 10 ms", f"{s.group(2)} of {s.group(3)}",
                  "all", f"last pass {s.group(4)} ms"))
+fair = {}  # (server, load) -> {key: median} from fairness.sh's "median" lines
+for mm in re.finditer(r"^median (\S+) (c8|c50) (.*)$", text("fairness"), re.M):
+    fair[(mm.group(1), mm.group(2))] = {k: float(v) for k, v in re.findall(r"(\w+)=(\S+)", mm.group(3))}
+ft, fu = fair.get(("drover-thread", "c8")), fair.get(("uwsgi-http11-threads", "c8"))
+if ft and fu:
+    row("WSGI hello p99 at c8 (a thread per client, like for like), drover thread / uWSGI http11 + threads",
+        ft["p99"], fu["p99"], unit="ms", better="lower")
+ft, fu = fair.get(("drover-thread", "c50")), fair.get(("uwsgi-http11-threads", "c50"))
+if ft and fu:
+    rows.append(("WSGI hello p99 at c50 over the requests completed, drover thread / uWSGI http11 + threads",
+                 f"{ft['p99']:.2f} ms, {ft['served']:.0f}/50 connections served",
+                 f"{fu['p99']:.2f} ms, {fu['served']:.0f}/50 connections served",
+                 f"{ft['p99'] / fu['p99']:.2f} (uWSGI's covers {fu['served']:.0f} clients)"))
+
+    def wait(d):
+        un, n = d.get("unanswered", 0), d.get("n", 0)
+        mx = d.get("max_ms")
+        s = f"max {mx:.1f} ms" if mx == mx and mx is not None else "none answered"
+        return s + (f", {un:.0f}/{n:.0f} unanswered in 3 s" if un else f", {n:.0f}/{n:.0f} answered")
+    rows.append(("new client during c50 (one every 100 ms), wait: drover thread / uWSGI http11 + threads",
+                 wait(ft), wait(fu), "fairness.sh"))
 b = text("balance").strip().splitlines()
 if b:
     rows.append(("thread model balance (balance.sh)", b[-1][:80], "", ""))
