@@ -307,6 +307,20 @@ static void describe_taken(struct worker_listener *l, int fd)
 	}
 }
 
+/* A unix socket passed by the master we replace (USR2) is ours from now on,
+ * its file too: that master leaves the file to us (upgrade.c, handed_over)
+ * and we remove it when we stop for good, as if we had bound it.  The file
+ * at the path now is the one it bound.  systemd's are never ours (they stay
+ * LISTEN_SYSTEMD, ino 0). */
+static void note_upgraded_file(const char *path, struct listen_file *file)
+{
+	struct stat st;
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		file->dev = st.st_dev;
+		file->ino = st.st_ino;
+	}
+}
+
 /* 0 if an inherited socket matches l (by fd:NAME, else by address): l and
  * file then describe it; -1 if none does. */
 static int take_inherited(struct worker_listener *l, struct listen_file *file)
@@ -321,7 +335,9 @@ static int take_inherited(struct worker_listener *l, struct listen_file *file)
 		l->fd = h->fd;
 		if (by_name || l->family != AF_UNIX)
 			describe_taken(l, h->fd);
-		*file = (struct listen_file){.origin = h->origin}; /* never a file of ours */
+		*file = (struct listen_file){.origin = h->origin};
+		if (h->origin == LISTEN_UPGRADE && !by_name && l->family == AF_UNIX)
+			note_upgraded_file(l->name + 5, file);
 		return 0;
 	}
 	return -1;

@@ -1,0 +1,113 @@
+"""Issue 13, the hostile operator: sequences of operations that once dropped
+a request, left a file behind or stopped a serving master.  Each test is one
+defect found by trying to break the zero-downtime operations (the brief's
+list is in the round-4 report); the ones that held up are in
+test_zero_downtime.py, test_upgrade.py and test_socket_activation.py."""
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from conftest import ECHO_SO, HELLO_SO, http, read_response, wait_until
+from test_zero_downtime import ready_pids
+from upgrade_util import Masters, read_pid, wait_gone
+
+HELLO = "so:" + HELLO_SO
+ECHO = "so:" + ECHO_SO
+
+
+@pytest.fixture
+def masters():
+    """The new master a USR2 forks is not the fixture's: killed by pid at teardown."""
+    m = Masters()
+    yield m
+    m.cleanup()
+
+
+def usr2_new_master(d, masters, timeout=20):
+    """USR2 to d's master; the new master's pid, once it wrote the pidfile."""
+    d.signal(signal.SIGUSR2)
+    new = wait_until(lambda: (p := read_pid(d.pidfile)) not in (0, d.pid) and p, timeout,
+                     "the new master's pidfile")
+    return masters.track(new)
+
+
+def test_unix_socket_file_removed_by_the_master_that_took_it_over(drover, masters, tmp_path):
+    """After USR2 the socket file is the new master's: the old one must not
+    unlink it (it still serves), and the new one must when it stops for
+    good, as a master that bound it itself does.  It used to stay behind:
+    the new master took the inherited socket as "no file of ours"."""
+    path = str(tmp_path / "web.sock")
+    d = drover(HELLO, "-w", "1", "-k", "event", "-b", f"unix:{path}")
+    new = usr2_new_master(d, masters)
+    assert d.wait_exit(30) == 0
+    assert os.path.exists(path)  # the old master left it to the new one
+    req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    assert http(path, req).startswith(b"HTTP/1.1 200")
+    masters.track(new)
+    os.kill(new, signal.SIGTERM)
+    wait_gone(new)
+    assert not os.path.exists(path), "the new master left its unix socket file behind"
+
+
+@pytest.mark.parametrize("model", ["sync", "thread", "event"])
+def test_winch_then_quit_back_to_back_finishes_in_flight(drover, masters, model):
+    """upgrade_handover = manual: once the new master serves, operators retire
+    the old one with WINCH then QUIT, often in one line of shell (unicorn's
+    and nginx's QUIT is graceful).  QUIT was a fast stop here and cut the
+    requests the old workers still held; with a new master serving there is
+    nothing to gain from cutting them."""
+    d = drover(ECHO, "-w", "2", "-k", model, "--upgrade-handover", "manual",
+               "--graceful-timeout", "20", wait_timeout=20)
+    d.wait_workers(2, timeout=20)
+    # a request in flight on an old worker (only the old master exists yet)
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+    s.sendall(b"GET /?sleep=2500 HTTP/1.1\r\nHost: x\r\n\r\n")
+    new = usr2_new_master(d, masters)
+    d.wait_log(r"new master \(pid %d\) serving after .* beside this one" % new, 20)
+    d.signal(signal.SIGWINCH)
+    d.signal(signal.SIGQUIT)
+    try:
+        status, head, _ = read_response(s)
+    except (OSError, EOFError) as e:
+        pytest.fail(f"{model}: the request in flight on the old master was cut: {e!r}")
+    finally:
+        s.close()
+    assert status == 200
+    assert d.wait_exit(30) == 0
+    masters.track(new)
+    os.kill(new, signal.SIGTERM)
+    wait_gone(new)
+
+
+def test_app_that_stops_loading_does_not_stop_a_serving_master(drover, tmp_path):
+    """max_requests turnover while the app's files are broken on disk (a
+    deploy half done, before its HUP): the replacement cannot import the app.
+    The master used to give up at once (exit 4, a fast stop cutting what the
+    other workers held) although this app loaded and served before; it now
+    keeps the workers it has, retries with a backoff, and recovers once the
+    files are whole again."""
+    flag = str(tmp_path / "broken")
+    d = drover("ops_break_app:application", "-w", "2", "-k", "sync", "--max-requests", "5",
+               env={"OPS_BREAK_FLAG": flag}, wait_timeout=20)
+    before = set(wait_until(lambda: len(r := ready_pids(d)) == 2 and r, 20, "2 workers ready"))
+    open(flag, "w").close()
+    mark = d.log_mark()
+    req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    for _ in range(12):  # past max_requests of a worker at least
+        d.http(req, timeout=2)
+        if "cannot import" in d.log()[mark:]:
+            break
+    d.wait_log(r"cannot import ops_break_app", 20, since=mark)
+    d.wait_log(r"cannot load the app, which loaded before .*next try in", 20, since=mark)
+    assert d.alive(), "the master gave up on an app that served until now"
+    os.unlink(flag)
+
+    def replaced():
+        d.http(req, timeout=2)  # keeps max_requests turning over
+        return set(ready_pids(d)) - before
+    wait_until(replaced, 40, "a replacement worker ready once the files are whole")
+    assert d.http(req, timeout=5).startswith(b"HTTP/1.1 200")
+    assert d.alive() and "exiting" not in d.log()
