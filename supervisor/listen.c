@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -220,10 +221,19 @@ static struct inherited {
 static size_t ninh;
 
 /* The other master of an upgrade lives: our parent (we are the new master),
- * or a child not reaped yet (we are the old one). */
+ * or a child still running (we are the old one).  Not kill(pid, 0): an old
+ * master that exited stays a zombie until its own parent reaps it (or its
+ * pid goes to someone else), and a new master stopped right after the
+ * hand-over then took the sockets for shared and left its unix socket files
+ * behind.  A parent that exited is no longer getppid() (we were reparented);
+ * a child that exited is seen without reaping it (WNOWAIT leaves that to
+ * the child watcher). */
 static bool sharer_alive(pid_t pid)
 {
-	return pid == getppid() || kill(pid, 0) == 0;
+	if (pid == getppid())
+		return true;
+	siginfo_t si = {0};
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
 }
 
 bool listen_shared(const struct listeners *ls, size_t i)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ECHO_SO, HELLO_SO, http, read_response, wait_until
+from conftest import ECHO_SO, HELLO_SO, http, proc_stat, read_response, wait_until
 from test_zero_downtime import ready_pids
 from upgrade_util import Masters, read_pid, wait_gone
 
@@ -38,17 +38,22 @@ def test_unix_socket_file_removed_by_the_master_that_took_it_over(drover, master
     """After USR2 the socket file is the new master's: the old one must not
     unlink it (it still serves), and the new one must when it stops for
     good, as a master that bound it itself does.  It used to stay behind:
-    the new master took the inherited socket as "no file of ours"."""
+    the new master took the inherited socket as "no file of ours", and an
+    old master that had exited but was not reaped yet for one still sharing
+    the sockets."""
     path = str(tmp_path / "web.sock")
     d = drover(HELLO, "-w", "1", "-k", "event", "-b", f"unix:{path}")
-    new = usr2_new_master(d, masters)
-    assert d.wait_exit(30) == 0
-    assert os.path.exists(path)  # the old master left it to the new one
     req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    new = usr2_new_master(d, masters)
+    # the old master exited but nobody reaped it yet (a zombie, as long as
+    # its parent looks elsewhere): the new master must not take it for alive
+    wait_until(lambda: (proc_stat(d.pid) or "Z")[0] == "Z", 30, "the old master's exit")
+    assert os.path.exists(path)  # the old master left it to the new one
     assert http(path, req).startswith(b"HTTP/1.1 200")
     masters.track(new)
     os.kill(new, signal.SIGTERM)
     wait_gone(new)
+    assert d.wait_exit(5) == 0
     assert not os.path.exists(path), "the new master left its unix socket file behind"
 
 
