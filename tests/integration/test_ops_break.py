@@ -116,3 +116,49 @@ def test_app_that_stops_loading_does_not_stop_a_serving_master(drover, tmp_path)
     wait_until(replaced, 40, "a replacement worker ready once the files are whole")
     assert d.http(req, timeout=5).startswith(b"HTTP/1.1 200")
     assert d.alive() and "exiting" not in d.log()
+
+
+def test_usr2_refused_when_the_user_cannot_write_the_pidfile_directory(drover, masters):
+    """user = nobody with the pidfile in root's directory (the fixture's is
+    0700 root): the old master could not rename it to .oldbin and the new
+    master could not write it, so USR2 started a new master only to see it
+    exit with status 1 (the reason in another process's line).  It is now
+    refused before the fork, saying why and what to do; the old master
+    serves on."""
+    d = drover(HELLO, "-w", "1", "-k", "thread", "--user", "nobody")
+    assert os.stat(d.dir).st_uid == 0 and os.stat(d.dir).st_mode & 0o777 == 0o700
+    mark = d.log_mark()
+    d.signal(signal.SIGUSR2)
+    d.wait_log(r"USR2 refused: cannot rename .*drover\.pid to \.oldbin: Permission denied", 10,
+               since=mark)
+    assert "starting the new master" not in d.log()[mark:]
+    assert read_pid(d.pidfile) == d.pid and not os.path.exists(d.pidfile + ".oldbin")
+    req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    assert d.http(req).startswith(b"HTTP/1.1 200")
+    assert d.alive()
+
+
+def test_term_to_the_old_master_during_the_hand_over(drover, masters, tmp_path):
+    """TERM to the old master while the new one boots (its workers take a
+    second to import the app): the old one stops gracefully (the sockets
+    stay open for the new one), and the new one serves alone, with the
+    pidfile, and says so (it logged an error, a broken pipe to the old
+    master, before)."""
+    slow = str(tmp_path / "slow")
+    d = drover("ops_break_app:application", "-w", "2", "-k", "thread",
+               env={"OPS_BREAK_SLOW_IMPORT": slow}, wait_timeout=20)
+    open(slow, "w").close()
+    new = usr2_new_master(d, masters)
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(30) == 0
+    masters.track(new)
+    wait_until(lambda: len(masters.workers(new)) == 2, 20, "the new master's workers")
+    req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    wait_until(lambda: d.http(req).startswith(b"HTTP/1.1 200"), 20, "served by the new master")
+    assert read_pid(d.pidfile) == new and not os.path.exists(d.pidfile + ".oldbin")
+    d.wait_log(r"the old master \(pid %d\) is gone already: serving alone" % d.pid, 20)
+    log = d.log()
+    assert "Broken pipe" not in log and "[ERROR]" not in log, log[-3000:]
+    os.kill(new, signal.SIGTERM)
+    wait_gone(new)
+    assert not os.path.exists(d.pidfile)
