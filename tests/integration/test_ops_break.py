@@ -162,3 +162,39 @@ def test_term_to_the_old_master_during_the_hand_over(drover, masters, tmp_path):
     os.kill(new, signal.SIGTERM)
     wait_gone(new)
     assert not os.path.exists(d.pidfile)
+
+
+def idle_until_closed(s, timeout):
+    """Seconds until the server closes idle connection s (EOF); raises on a
+    reset or on timeout."""
+    t0 = time.monotonic()
+    s.settimeout(timeout)
+    assert s.recv(100) == b""
+    return time.monotonic() - t0
+
+
+def test_asgi_idle_keep_alive_ends_at_keepalive_also_in_a_drain(drover):
+    """The asgi model never counted a served request on its connection, so
+    an idle keep-alive connection stayed header_timeout instead of
+    keepalive, and a draining worker (TERM, HUP, USR2) kept it until
+    graceful_timeout: every hand-over with an idle client took
+    graceful_timeout ("connections still open at the end of
+    graceful_timeout")."""
+    d = drover("ops_break_asgi:app", "-w", "1", "-k", "asgi", "--keepalive", "1",
+               "--header-timeout", "30", "--graceful-timeout", "30", wait_timeout=20)
+    req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", d.port), timeout=10) as s:
+        s.sendall(req)
+        assert read_response(s)[0] == 200
+        took = idle_until_closed(s, 20)
+    assert took < 10, f"idle keep-alive connection closed after {took:.1f} s, keepalive = 1"
+    with socket.create_connection(("127.0.0.1", d.port), timeout=10) as s:
+        s.sendall(req)
+        assert read_response(s)[0] == 200
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        idle_until_closed(s, 40)
+        assert d.wait_exit(40) == 0
+        took = time.monotonic() - t0
+    assert took < 10, f"drain took {took:.1f} s with one idle client (keepalive 1, graceful 30)"
+    assert "still open at the end of graceful_timeout" not in d.log()
