@@ -219,6 +219,12 @@ void pool_begin_stop(struct pool *p, bool graceful, uint64_t now)
 			pool_stop_worker(p, &p->w[i], graceful, now);
 }
 
+void pool_resume(struct pool *p, unsigned target)
+{
+	p->stopping = false;
+	pool_set_target(p, target, POOL_BY_CONFIG);
+}
+
 int pool_replace(struct pool *p, pid_t pid, uint64_t now)
 {
 	struct worker_rec *w = pool_find(p, pid);

@@ -409,6 +409,7 @@ static void handed_over(struct arbiter *ar)
 	log_info("new master (pid %d) serving after %.2f s: stopping this master's workers "
 		 "gracefully", (int)u->child, s);
 	arbiter_stop(ar, true);
+	u->handover_stop = ar->state == MASTER_GRACEFUL_STOP;
 }
 
 /* What the new master said on the pipe: 'R' (ready: true), 'E' + errno
@@ -466,6 +467,21 @@ static void describe_exit(int status, char *buf, size_t cap)
 						      : "");
 }
 
+/* The new master died while this one drained because it served (auto
+ * hand-over): stopping would leave nobody serving, and the sockets are
+ * still open here (a shared socket is never shut down).  The stop is called
+ * off: back to the hand-over's state, which the caller then turns into
+ * serving alone (control socket back, MAINPID=, target workers).  An
+ * operator's TERM or QUIT during the drain cannot be told from it here:
+ * this master serves on, and a second TERM stops it. */
+static void resume_after_handover(struct arbiter *ar, pid_t pid)
+{
+	log_warn("the new master (pid %d) is gone while this master (pid %d) drained for it: "
+		 "calling the stop off", (int)pid, (int)getpid());
+	ar->state = MASTER_UPGRADING;
+	pool_resume(&ar->pool, 0); /* the target comes below, as after WINCH */
+}
+
 bool upgrade_reaped(struct arbiter *ar, pid_t pid, int status)
 {
 	struct upgrade *u = &ar->upgrade;
@@ -476,8 +492,9 @@ bool upgrade_reaped(struct arbiter *ar, pid_t pid, int status)
 	bool done;
 	if (u->ready_fd >= 0 && u->phase == UPG_STARTING)
 		read_ready(u, &done); /* its last word may still wait behind the exit */
-	bool was_ready = u->phase == UPG_HANDED_OVER;
+	bool was_ready = u->phase == UPG_HANDED_OVER, resume = u->handover_stop;
 	stop_watching(ar);
+	u->handover_stop = false;
 	u->phase = UPG_IDLE;
 	u->child = 0;
 	ar->ls.sharer = 0;
@@ -488,6 +505,8 @@ bool upgrade_reaped(struct arbiter *ar, pid_t pid, int status)
 	else
 		log_warn("the new master (pid %d) %s; this master (pid %d) serves again", (int)pid,
 			 why, (int)getpid());
+	if (resume && ar->state == MASTER_GRACEFUL_STOP)
+		resume_after_handover(ar, pid);
 	if (ar->state != MASTER_UPGRADING)
 		return true; /* stopping anyway */
 	ar->state = MASTER_RUNNING;

@@ -198,3 +198,29 @@ def test_asgi_idle_keep_alive_ends_at_keepalive_also_in_a_drain(drover):
         took = time.monotonic() - t0
     assert took < 10, f"drain took {took:.1f} s with one idle client (keepalive 1, graceful 30)"
     assert "still open at the end of graceful_timeout" not in d.log()
+
+
+@pytest.mark.parametrize("model", ["thread", "event"])
+def test_new_master_dying_while_the_old_one_drains_for_it(drover, masters, model):
+    """Automatic hand-over: the old master drains because the new one serves;
+    the new one dies (kill -9) before the old one is gone.  The old master
+    used to finish its stop and exit 0, leaving nobody to serve (every
+    client refused).  It now calls the stop off and serves again."""
+    d = drover(HELLO, "-w", "2", "-k", model, "--keepalive", "20", "--graceful-timeout", "30")
+    d.wait_workers(2)
+    # an idle keep-alive client of an old worker keeps the drain going
+    idle = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(idle)[0] == 200
+    new = usr2_new_master(d, masters)
+    d.wait_log(r"new master \(pid %d\) serving after .* stopping this master's workers" % new, 20)
+    os.kill(new, signal.SIGKILL)
+    d.wait_log(r"calling the stop off", 20)
+    d.wait_log(r"this master \(pid %d\) serves again" % d.pid, 20)
+    wait_until(lambda: len([w for w in d.workers() if w != new]) >= 2, 20, "workers forked anew")
+    req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    for _ in range(5):
+        assert d.http(req).startswith(b"HTTP/1.1 200")
+    assert d.alive() and read_pid(d.pidfile) == d.pid
+    idle.close()
+    assert d.stop(20) == 0
