@@ -174,6 +174,24 @@ static void ev_fast_stop(struct arbiter *ar, const char *by)
 	begin_stop(ar, false, MASTER_EXIT_OK);
 }
 
+/* QUIT/INT while a new master serves beside this one (upgrade_handover =
+ * manual): operators retire the old master with WINCH then QUIT, often in
+ * one line of shell, and unicorn's and nginx's QUIT is graceful.  A fast stop
+ * would cut what this master's workers still hold while a whole new pool
+ * serves: nothing to gain, so it stops gracefully (graceful_timeout bounds
+ * it); a second QUIT is a fast stop (the stopping row).  Before the
+ * hand-over it is the fast stop it always is. */
+static void ev_fast_stop_upgrading(struct arbiter *ar, const char *by)
+{
+	if (ar->upgrade.phase != UPG_HANDED_OVER) {
+		begin_stop(ar, false, MASTER_EXIT_OK);
+		return;
+	}
+	log_info("%s: the new master (pid %d) serves: this master stops gracefully (%s again "
+		 "for a fast stop)", by, (int)ar->upgrade.child, by);
+	begin_stop(ar, true, MASTER_EXIT_OK);
+}
+
 static void ev_reopen_logs(struct arbiter *ar, const char *by)
 {
 	log_info("%s: reopening log files", by);
@@ -229,7 +247,7 @@ static const event_fn on_event[MASTER_NSTATES][MEV_N] = {
 	 * many: both refused with a log line. */
 	[MASTER_UPGRADING] = {
 		[MEV_GROW] = ev_grow, [MEV_SHRINK] = ev_shrink, [MEV_RELOAD] = ev_refuse_upgrading,
-		[MEV_GRACEFUL_STOP] = ev_graceful_stop, [MEV_FAST_STOP] = ev_fast_stop,
+		[MEV_GRACEFUL_STOP] = ev_graceful_stop, [MEV_FAST_STOP] = ev_fast_stop_upgrading,
 		[MEV_REOPEN_LOGS] = ev_reopen_logs, [MEV_PAUSE] = ev_pause,
 		[MEV_UPGRADE] = ev_upgrade,
 	},

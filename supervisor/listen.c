@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -220,10 +221,19 @@ static struct inherited {
 static size_t ninh;
 
 /* The other master of an upgrade lives: our parent (we are the new master),
- * or a child not reaped yet (we are the old one). */
+ * or a child still running (we are the old one).  Not kill(pid, 0): an old
+ * master that exited stays a zombie until its own parent reaps it (or its
+ * pid goes to someone else), and a new master stopped right after the
+ * hand-over then took the sockets for shared and left its unix socket files
+ * behind.  A parent that exited is no longer getppid() (we were reparented);
+ * a child that exited is seen without reaping it (WNOWAIT leaves that to
+ * the child watcher). */
 static bool sharer_alive(pid_t pid)
 {
-	return pid == getppid() || kill(pid, 0) == 0;
+	if (pid == getppid())
+		return true;
+	siginfo_t si = {0};
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
 }
 
 bool listen_shared(const struct listeners *ls, size_t i)
@@ -307,6 +317,20 @@ static void describe_taken(struct worker_listener *l, int fd)
 	}
 }
 
+/* A unix socket passed by the master we replace (USR2) is ours from now on,
+ * its file too: that master leaves the file to us (upgrade.c, handed_over)
+ * and we remove it when we stop for good, as if we had bound it.  The file
+ * at the path now is the one it bound.  systemd's are never ours (they stay
+ * LISTEN_SYSTEMD, ino 0). */
+static void note_upgraded_file(const char *path, struct listen_file *file)
+{
+	struct stat st;
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		file->dev = st.st_dev;
+		file->ino = st.st_ino;
+	}
+}
+
 /* 0 if an inherited socket matches l (by fd:NAME, else by address): l and
  * file then describe it; -1 if none does. */
 static int take_inherited(struct worker_listener *l, struct listen_file *file)
@@ -321,7 +345,9 @@ static int take_inherited(struct worker_listener *l, struct listen_file *file)
 		l->fd = h->fd;
 		if (by_name || l->family != AF_UNIX)
 			describe_taken(l, h->fd);
-		*file = (struct listen_file){.origin = h->origin}; /* never a file of ours */
+		*file = (struct listen_file){.origin = h->origin};
+		if (h->origin == LISTEN_UPGRADE && !by_name && l->family == AF_UNIX)
+			note_upgraded_file(l->name + 5, file);
 		return 0;
 	}
 	return -1;

@@ -219,6 +219,12 @@ void pool_begin_stop(struct pool *p, bool graceful, uint64_t now)
 			pool_stop_worker(p, &p->w[i], graceful, now);
 }
 
+void pool_resume(struct pool *p, unsigned target)
+{
+	p->stopping = false;
+	pool_set_target(p, target, POOL_BY_CONFIG);
+}
+
 int pool_replace(struct pool *p, pid_t pid, uint64_t now)
 {
 	struct worker_rec *w = pool_find(p, pid);
@@ -371,6 +377,29 @@ static bool failed_itself(int status)
 	return sig != SIGKILL && sig != SIGTERM && sig != SIGINT && sig != SIGQUIT;
 }
 
+/* Workers of a previous configuration that still accept (a reload under
+ * way).  Not the current one's being replaced (max_requests, recycle): they
+ * leave once a successor accepts, or on their own after a while (worker.c). */
+static unsigned previous_serving(const struct pool *p)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < SB_MAX_SLOTS; i++) {
+		const struct worker_rec *w = &p->w[i];
+		n += w->pid && !w->stop_ns && w->generation != p->generation;
+	}
+	return n;
+}
+
+/* The next spawn after 0.1 s doubled per failure in a row, at most 12.8 s. */
+static enum pool_reap boot_backoff(struct pool *p, uint64_t now, const char *what)
+{
+	unsigned shift = p->boot_failures - 1 < 7 ? p->boot_failures - 1 : 7;
+	double backoff = 0.1 * (double)(1u << shift);
+	p->next_spawn_ns = now + (uint64_t)(backoff * 1e9);
+	log_warn("worker %s (%u in a row); next try in %.1f s", what, p->boot_failures, backoff);
+	return POOL_REAP_OK;
+}
+
 /* A worker that died before it was ready: back off, and past the limit give
  * up, since a broken app would otherwise be forked in a tight loop.  An app
  * that cannot be loaded will not load on a retry either: give up at once,
@@ -380,13 +409,20 @@ static enum pool_reap boot_failed(struct pool *p, int status, uint64_t now)
 {
 	p->boot_failures++;
 	bool app_load = WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_APP_LOAD;
-	unsigned old = pool_live(p) - pool_current(p);
+	unsigned old = previous_serving(p);
 	if (app_load && old > 0) {
 		log_error("new workers cannot load the app; %u workers of the previous "
 			  "configuration keep serving (fix it and send HUP)", old);
 		p->spawn_blocked = true;
 		return POOL_REAP_OK;
 	}
+	/* This configuration's app loaded before: its files changed under the
+	 * running service (a deploy half done, before its HUP), met by a
+	 * replacement (max_requests, recycle, a crash).  Giving up would stop
+	 * every worker that still serves; retrying picks the files up once
+	 * they are whole again. */
+	if (app_load && p->gen_booted)
+		return boot_backoff(p, now, "cannot load the app, which loaded before");
 	if (app_load) {
 		log_crit("the app %s cannot be loaded (the error is above); exiting", p->env.conf->app);
 		return POOL_REAP_GIVE_UP_APP_LOAD;
@@ -395,12 +431,7 @@ static enum pool_reap boot_failed(struct pool *p, int status, uint64_t now)
 		log_crit("%u workers in a row failed to boot; giving up", p->boot_failures);
 		return POOL_REAP_GIVE_UP_BOOT;
 	}
-	unsigned shift = p->boot_failures - 1 < 7 ? p->boot_failures - 1 : 7;
-	double backoff = 0.1 * (double)(1u << shift);
-	p->next_spawn_ns = now + (uint64_t)(backoff * 1e9);
-	log_warn("worker failed to boot (%u in a row); next try in %.1f s", p->boot_failures,
-		 backoff);
-	return POOL_REAP_OK;
+	return boot_backoff(p, now, "failed to boot");
 }
 
 enum pool_reap pool_reaped(struct pool *p, struct worker_rec *w, int status, uint64_t now)

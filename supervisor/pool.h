@@ -113,6 +113,9 @@ void pool_stop_worker(struct pool *p, struct worker_rec *w, bool graceful, uint6
  * hands those connections to the workers (handoff.h): they count as in
  * flight. */
 void pool_begin_stop(struct pool *p, bool graceful, uint64_t now);
+/* A graceful stop called off: the workers already asked to drain finish
+ * what they hold and leave; target workers are forked anew. */
+void pool_resume(struct pool *p, unsigned target);
 /* Signal a worker outside a stop (SIGABRT for a timeout, SIGKILL); the
  * first such signal is remembered in kill_ns. */
 void pool_kill(struct pool *p, struct worker_rec *w, int sig, uint64_t now);

@@ -238,18 +238,45 @@ static void oldbin_path(const char *pidfile, char *buf, size_t cap)
 	snprintf(buf, cap, "%s.oldbin", pidfile);
 }
 
-/* PIDFILE <-> PIDFILE.oldbin; to_old false moves it back. */
-static void move_pidfile(struct arbiter *ar, bool to_old)
+/* PIDFILE <-> PIDFILE.oldbin; to_old false moves it back.  0, or -errno
+ * of rename (logged by the caller). */
+static int move_pidfile(struct arbiter *ar, bool to_old)
 {
 	const char *pf = ar->conf.pidfile;
 	char old[PATH_MAX];
 	if (!pf[0] || ar->upgrade.pidfile_moved == to_old)
-		return;
+		return 0;
 	oldbin_path(pf, old, sizeof(old));
 	if (rename(to_old ? pf : old, to_old ? old : pf) < 0)
-		log_error("rename %s: %s", to_old ? pf : old, strerror(errno));
-	else
-		ar->upgrade.pidfile_moved = to_old;
+		return -errno;
+	ar->upgrade.pidfile_moved = to_old;
+	return 0;
+}
+
+static void move_pidfile_back(struct arbiter *ar)
+{
+	int r = move_pidfile(ar, false);
+	if (r < 0)
+		log_error("rename %s.oldbin: %s", ar->conf.pidfile, strerror(-r));
+}
+
+/* PIDFILE -> PIDFILE.oldbin before the fork: 0, or -errno when the
+ * directory refuses (logged: USR2 refused).  The new master writes PIDFILE
+ * and binds the control socket beside it: in a directory this master cannot
+ * rename in (root's, once user = dropped root) it would fail later, less
+ * clearly.  A pidfile someone removed is no reason: the new one writes it. */
+static int pidfile_to_oldbin(struct arbiter *ar)
+{
+	int r = move_pidfile(ar, true);
+	if (r == -EACCES || r == -EPERM || r == -EROFS) {
+		log_error("USR2 refused: cannot rename %s to .oldbin: %s (the new master could not "
+			  "write it either: give the user a directory of its own, systemd "
+			  "RuntimeDirectory=)", ar->conf.pidfile, strerror(-r));
+		return r;
+	}
+	if (r < 0)
+		log_error("rename %s: %s", ar->conf.pidfile, strerror(-r));
+	return 0;
 }
 
 static void on_ready(struct ev_loop *loop, ev_io *w, int revents);
@@ -319,16 +346,19 @@ void upgrade_begin(struct arbiter *ar)
 		r = -errno;
 	if (r == 0)
 		fcntl(p[0], F_SETFL, O_NONBLOCK);
-	move_pidfile(ar, true);
+	int mv = r == 0 ? pidfile_to_oldbin(ar) : 0;
+	if (mv < 0)
+		r = mv;
 	pid_t pid = r == 0 ? spawn_master(&pl, p[1]) : r;
 	free_plan(&pl);
 	if (p[1] >= 0)
 		close(p[1]);
 	if (pid < 0) {
-		log_error("USR2: cannot start the new master: %s", strerror((int)-pid));
+		if (mv == 0)
+			log_error("USR2: cannot start the new master: %s", strerror((int)-pid));
 		if (p[0] >= 0)
 			close(p[0]);
-		move_pidfile(ar, false);
+		move_pidfile_back(ar);
 		return;
 	}
 	*u = (struct upgrade){.phase = UPG_STARTING, .child = pid, .ready_fd = p[0],
@@ -379,6 +409,7 @@ static void handed_over(struct arbiter *ar)
 	log_info("new master (pid %d) serving after %.2f s: stopping this master's workers "
 		 "gracefully", (int)u->child, s);
 	arbiter_stop(ar, true);
+	u->handover_stop = ar->state == MASTER_GRACEFUL_STOP;
 }
 
 /* What the new master said on the pipe: 'R' (ready: true), 'E' + errno
@@ -436,6 +467,21 @@ static void describe_exit(int status, char *buf, size_t cap)
 						      : "");
 }
 
+/* The new master died while this one drained because it served (auto
+ * hand-over): stopping would leave nobody serving, and the sockets are
+ * still open here (a shared socket is never shut down).  The stop is called
+ * off: back to the hand-over's state, which the caller then turns into
+ * serving alone (control socket back, MAINPID=, target workers).  An
+ * operator's TERM or QUIT during the drain cannot be told from it here:
+ * this master serves on, and a second TERM stops it. */
+static void resume_after_handover(struct arbiter *ar, pid_t pid)
+{
+	log_warn("the new master (pid %d) is gone while this master (pid %d) drained for it: "
+		 "calling the stop off", (int)pid, (int)getpid());
+	ar->state = MASTER_UPGRADING;
+	pool_resume(&ar->pool, 0); /* the target comes below, as after WINCH */
+}
+
 bool upgrade_reaped(struct arbiter *ar, pid_t pid, int status)
 {
 	struct upgrade *u = &ar->upgrade;
@@ -446,18 +492,21 @@ bool upgrade_reaped(struct arbiter *ar, pid_t pid, int status)
 	bool done;
 	if (u->ready_fd >= 0 && u->phase == UPG_STARTING)
 		read_ready(u, &done); /* its last word may still wait behind the exit */
-	bool was_ready = u->phase == UPG_HANDED_OVER;
+	bool was_ready = u->phase == UPG_HANDED_OVER, resume = u->handover_stop;
 	stop_watching(ar);
+	u->handover_stop = false;
 	u->phase = UPG_IDLE;
 	u->child = 0;
 	ar->ls.sharer = 0;
-	move_pidfile(ar, false);
+	move_pidfile_back(ar);
 	if (!was_ready)
 		log_error("USR2 failed: the new master (pid %d) %s before its workers accepted; "
 			  "this master (pid %d) keeps serving", (int)pid, why, (int)getpid());
 	else
 		log_warn("the new master (pid %d) %s; this master (pid %d) serves again", (int)pid,
 			 why, (int)getpid());
+	if (resume && ar->state == MASTER_GRACEFUL_STOP)
+		resume_after_handover(ar, pid);
 	if (ar->state != MASTER_UPGRADING)
 		return true; /* stopping anyway */
 	ar->state = MASTER_RUNNING;
@@ -486,7 +535,9 @@ void upgrade_tick(struct arbiter *ar)
 	 * the old master is the one to talk to. */
 	ar->control = control_take_over(ar);
 	ssize_t n = write(u->notify_fd, "R", 1);
-	if (n != 1)
+	if (n != 1 && getppid() != u->parent) /* EPIPE: it stopped (TERM) before we were ready */
+		log_info("the old master (pid %d) is gone already: serving alone", (int)u->parent);
+	else if (n != 1)
 		log_error("telling the old master (pid %d) we are ready: %s", (int)u->parent,
 			  n < 0 ? strerror(errno) : "short write");
 	master_fds_del(&ar->pool.env.master_fds, u->notify_fd);

@@ -37,6 +37,7 @@ struct upgrade {
 	ev_timer deadline;
 	uint64_t begun_ns; /* monotonic ns of the USR2 */
 	bool pidfile_moved; /* PIDFILE was renamed PIDFILE.oldbin */
+	bool handover_stop; /* this master stops because the new one serves (auto) */
 	/* the new master's side */
 	pid_t parent; /* the master that started us on USR2, 0: none */
 	int notify_fd; /* write end of its readiness pipe, -1: told (or none) */

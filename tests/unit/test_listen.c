@@ -4,11 +4,13 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -118,8 +120,24 @@ static void test_shared_while_a_sharer_lives(void)
 	char err[256];
 	CHECK(listen_open(&binds, 16, NULL, &ls, err, sizeof(err)) == 0);
 	CHECK(ls.file[0].origin == LISTEN_BOUND && !listen_shared(&ls, 0));
-	ls.sharer = getpid(); /* any live process */
+	ls.sharer = getppid(); /* we are the new master: the old one is our parent */
 	CHECK(listen_shared(&ls, 0));
+	/* we are the old master: the new one is our child, shared while it
+	 * runs, and no more once it exited, reaped or not (a zombie's pid
+	 * still answers kill 0) */
+	pid_t child = fork();
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	ls.sharer = child;
+	CHECK(child > 0 && listen_shared(&ls, 0));
+	kill(child, SIGKILL);
+	siginfo_t si;
+	CHECK(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT) == 0); /* a zombie now */
+	CHECK(!listen_shared(&ls, 0));
+	waitpid(child, NULL, 0);
+	CHECK(!listen_shared(&ls, 0));
 	ls.sharer = 0;
 	listen_close(&ls);
 }

@@ -173,6 +173,29 @@ static void replace_successor_dies(void)
 	CHECK(kill_index(old, SIGTERM) >= 0);
 }
 
+/* The app loaded and served, then its files broke (a deploy half done): a
+ * successor that cannot load it is retried after a back-off while the old
+ * worker serves, never a reason to stop the master (nor to stop spawning,
+ * as for a new configuration beside an old one). */
+static void replace_successor_cannot_load_the_app(void)
+{
+	struct pool *p = booted_pool(1, 1 * S);
+	pid_t old = FAKE_PID0;
+	pool_replace(p, old, 2 * S);
+	pool_manage(p, 2 * S);
+	struct worker_rec *succ = pool_find(p, FAKE_PID0 + 1);
+	CHECK(pool_reaped(p, succ, W_EXITCODE(WORKER_EXIT_APP_LOAD, 0), 3 * S) == POOL_REAP_OK);
+	CHECK(!p->spawn_blocked && p->next_spawn_ns > 3 * S);
+	for (int k = 0; k < conf.max_boot_failures + 2; k++) { /* past max_boot_failures */
+		pool_manage(p, p->next_spawn_ns);
+		succ = pool_find(p, next_pid - 1);
+		CHECK(succ && succ->pid != old);
+		CHECK(pool_reaped(p, succ, W_EXITCODE(WORKER_EXIT_APP_LOAD, 0), p->next_spawn_ns) ==
+		      POOL_REAP_OK);
+	}
+	CHECK(kill_index(old, SIGTERM) < 0); /* the old one serves throughout */
+}
+
 static void replace_with_no_target_drains_at_once(void)
 {
 	struct pool *p = booted_pool(1, 1 * S);
@@ -291,6 +314,7 @@ int main(void)
 	RUN(shrink_drains_idle_youngest);
 	RUN(replace_accepting_before_drain);
 	RUN(replace_successor_dies);
+	RUN(replace_successor_cannot_load_the_app);
 	RUN(replace_with_no_target_drains_at_once);
 	RUN(boot_backoff_and_giving_up);
 	RUN(reload_new_first);

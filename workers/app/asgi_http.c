@@ -315,6 +315,11 @@ static void cycle_detach(struct asgi_cycle *cy)
 	}
 	cy->conn = NULL;
 	c->cycle = NULL;
+	/* One more served: from now the connection idles under keepalive, not
+	 * header_timeout (asgi_conns_sweep), as in the other models.  Without
+	 * it an idle keep-alive connection stayed header_timeout, and a
+	 * draining worker kept it until graceful_timeout. */
+	c->hc.requests++;
 	cycle_wake(cy);
 	bool keep = c->hc.resp.keep_alive && cy->complete && !c->closed && !c->closing;
 	http_response_free(&c->hc.resp);
