@@ -33,7 +33,7 @@
 
 #define FAIR_WAIT_MIN_MS 1 /* deferring: first look again after this */
 #define FAIR_WAIT_MAX_MS 50 /* ... and at least this often */
-#define STUCK_MS 50 /* saturated with no request completed for this long: stuck */
+#define STUCK_MS 250 /* saturated with no request completed for this long: stuck */
 #define PEEK_MS 5 /* saturated: look at the listen queues this often */
 #define PEEK_BATCH 16 /* connections taken per listener and peek */
 

@@ -91,7 +91,12 @@ def test_io_bound_sync_follows_littles_law(drover):
     assert sum(s["ok"] for s in steps) == sum(s["sent"] for s in steps)
     peak, trough = little(160), little(40)  # 12, 3
     up = first_at(w.rows, t0 + 3, lambda n: abs(n - peak) <= 1)
-    assert up is not None and up <= 3 * INTERVAL + 0.5, (up, w.targets(t0 + 3, t0 + 8))
+    print(f"\nsync: 3 -> {peak} workers {up} s after the step")
+    # The step lands mid-interval: the first decision sees part of it and
+    # grows part of the way (3 -> 6), scale_up_cooldown (1 s) holds the next
+    # one, which then sees the whole rate: up to four intervals, plus the
+    # load generator's own start after t0 (measured 1.3-4.0 s on 2 cores).
+    assert up is not None and up <= 4 * INTERVAL + 1.0, (up, w.targets(t0 + 3, t0 + 8))
     # Down: once scale_down_cooldown (3 s) of samples is clear of the peak.
     # The sample whose interval straddles the step still carries peak
     # arrivals, so the window is clear one interval after the cooldown; then
