@@ -107,7 +107,9 @@ def test_term_serves_queued_and_refuses_new(drover, model, app):
 
 @pytest.mark.parametrize("model", ["thread", "event"])
 def test_keepalive_next_request_during_drain(drover, model):
-    d = start(drover, model, "c")
+    # keepalive 2: the idle connection is closed at its keepalive deadline
+    # (a drain does not close idle connections early), sooner than 5 s
+    d = start(drover, model, "c", "--keepalive", "2")
     ka, idle = connect(d), connect(d)
     for s in (ka, idle):
         s.sendall(req("/first"))

@@ -349,7 +349,9 @@ def test_drain_finishes_inflight_without_reset(drover, model):
     """TERM while a request is in the app: it is answered whole with
     Connection: close, then a clean EOF; an idle keep-alive connection gets
     a clean EOF too (not ECONNRESET); the master exits 0."""
-    d = start(drover, model, None, "--graceful-timeout", "10")
+    # keepalive 2: the idle connection ends at its keepalive deadline (a
+    # drain does not close idle connections early), sooner than 5 s
+    d = start(drover, model, None, "--graceful-timeout", "10", "--keepalive", "2")
     idle = None
     try:
         if model != "sync":
