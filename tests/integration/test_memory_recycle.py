@@ -45,7 +45,13 @@ def grow_until(d, path, regex, what, timeout=25):
 
 @pytest.mark.parametrize("model", ["sync", "thread", "event"])
 def test_c_fragmentation_trimmed_then_recycled(drover, model):
-    d = drover("so:" + FRAG_SO, "-w", "2", "-k", model, "--rss-growth-limit", "24M", *FAST)
+    # One request thread in the thread model: with several, the bursts land
+    # in several malloc arenas, and trimming their free tops can give back
+    # more than half (79 of 144 MB seen) though the worker is still over
+    # the limit and recycled; the check below is about one fragmented heap.
+    threads = ["--threads", "1"] if model == "thread" else []
+    d = drover("so:" + FRAG_SO, "-w", "2", "-k", model, "--rss-growth-limit", "24M", *threads,
+               *FAST)
     wait_until(lambda: baselines_set(d, 2), 10, "baselines")
     before = set(d.workers())
     with load_on(d) as load:
