@@ -21,8 +21,7 @@ const int event_model_ready = 1;
 #define BACKEND_TAG UINT64_MAX /* epoll data of libev's fd in the wait set */
 #define CHAN_TAG (UINT64_MAX - 1) /* ... and of the hand-off channel */
 #define LIBEV_MAX_PASSES 16 /* libev passes per wakeup (evw_dispatch) */
-#define FAIR_WAIT_MIN_MS 1 /* deferring: first look again after this */
-#define FAIR_WAIT_MAX_MS 100 /* ... and at least this often */
+#define FAIR_WAIT_MAX_MS 100 /* deferring: look again at least this often */
 
 /* Why the loop waits in its own epoll set rather than in libev: the listen
  * sockets are shared by all workers, and EPOLLEXCLUSIVE wakes one worker only
@@ -71,18 +70,16 @@ static void evw_publish(struct ev_worker *w, uint64_t now)
 	}
 }
 
-/* Deferring: judge the fair share again FAIR_WAIT_MIN_MS after the pool
- * accepted anything (the verdict is stale then), backing off to
- * FAIR_WAIT_MAX_MS while nothing moves.  Without it a deferring worker
- * looked again only at its next loop turn: up to a tick, or the next
- * keepalive expiry, while the worker it deferred to was busy or stalled
- * (a new client waited 6.5 s, measured). */
+/* Deferring: judge the fair share again on a timer (sb_fair_wait_ms: soon
+ * after the pool accepted anything, backing off to FAIR_WAIT_MAX_MS while
+ * nothing moves).  Without it a deferring worker looked again only at its
+ * next loop turn: up to a tick, or the next keepalive expiry, while the
+ * worker it deferred to was busy or stalled (a new client waited 6.5 s,
+ * measured). */
 static void evw_defer(struct ev_worker *w, uint64_t now, bool fresh)
 {
-	uint64_t acc = sb_pool_accepted(w->rt->args->sb);
-	unsigned ms = fresh || acc != w->pool_accepted ? FAIR_WAIT_MIN_MS : w->fair_wait_ms * 2;
-	w->fair_wait_ms = ms > FAIR_WAIT_MAX_MS ? FAIR_WAIT_MAX_MS : ms;
-	w->pool_accepted = acc;
+	w->fair_wait_ms = sb_fair_wait_ms(w->rt->args->sb, &w->pool_accepted, w->fair_wait_ms,
+					  FAIR_WAIT_MAX_MS, fresh);
 	w->fair_check_ns = now + w->fair_wait_ms * 1000000ull;
 }
 

@@ -106,6 +106,17 @@ uint64_t sb_pool_accepted(const struct scoreboard *sb)
 	return n;
 }
 
+unsigned sb_fair_wait_ms(const struct scoreboard *sb, uint64_t *seen, unsigned prev_ms,
+			 unsigned max_ms, bool fresh)
+{
+	uint64_t acc = sb_pool_accepted(sb);
+	unsigned ms = fresh || acc != *seen ? SB_FAIR_WAIT_MIN_MS : prev_ms * 2;
+	if (ms < SB_FAIR_WAIT_MIN_MS)
+		ms = SB_FAIR_WAIT_MIN_MS;
+	*seen = acc;
+	return ms > max_ms ? max_ms : ms;
+}
+
 uint32_t sb_excess_connections(const struct scoreboard *sb, const struct sb_slot *me)
 {
 	if (!sb)

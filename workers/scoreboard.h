@@ -169,6 +169,15 @@ bool sb_fair_to_accept(const struct scoreboard *sb, const struct sb_slot *me);
 /* Connections accepted by all workers so far (it changes when any worker
  * accepts): a deferring worker looks at the fair share again soon after. */
 uint64_t sb_pool_accepted(const struct scoreboard *sb);
+/* A worker deferring to another (sb_fair_to_accept false): milliseconds
+ * until it judges the fair share again.  SB_FAIR_WAIT_MIN_MS when fresh (it
+ * just began deferring) or when the pool accepted anything since *seen (the
+ * verdict is stale then), else twice prev_ms, at most max_ms; *seen becomes
+ * the pool's accept count (sb_pool_accepted).  The back-off keeps an idle
+ * deferring worker to a few wake-ups a second, not a thousand. */
+#define SB_FAIR_WAIT_MIN_MS 1u
+unsigned sb_fair_wait_ms(const struct scoreboard *sb, uint64_t *seen, unsigned prev_ms,
+			 unsigned max_ms, bool fresh);
 
 /* Connections me should hand to the others: half the gap between mine and
  * the fewest any other accepting worker holds, once that gap is 2 or more

@@ -31,8 +31,7 @@
 #include "workers/thread_priv.h"
 #include "workers/wlog.h"
 
-#define FAIR_WAIT_MIN_MS 1 /* deferring: first look again after this */
-#define FAIR_WAIT_MAX_MS 50 /* ... and at least this often */
+#define FAIR_WAIT_MAX_MS 50 /* deferring: look again at least this often */
 #define STUCK_MS 250 /* saturated with no request completed for this long: stuck */
 #define PEEK_MS 5 /* saturated: look at the listen queues this often */
 #define PEEK_BATCH 16 /* connections taken per listener and peek */
@@ -117,19 +116,12 @@ void tp_accept_tick(struct tpool *tp)
 	atomic_store_explicit(&tp->shed, excess, memory_order_relaxed);
 }
 
-/* Deferring: look at the fair share again soon after the pool accepted
- * anything (the verdict is stale then), backing off while nothing moves, so
- * an idle deferring worker is woken a few times a second, not a thousand. */
+/* Deferring: look at the fair share again (sb_fair_wait_ms: soon after the
+ * pool accepted anything, backing off while nothing moves). */
 static void fair_recheck(struct tpool *tp, unsigned max_ms, uint64_t now)
 {
-	uint64_t acc = sb_pool_accepted(tp->rt->args->sb);
-	unsigned w = tp->fair_wait_ms * 2;
-	if (acc != tp->pool_accepted || w < FAIR_WAIT_MIN_MS)
-		w = FAIR_WAIT_MIN_MS;
-	if (max_ms > FAIR_WAIT_MAX_MS)
-		max_ms = FAIR_WAIT_MAX_MS;
-	tp->fair_wait_ms = w > max_ms ? max_ms : w;
-	tp->pool_accepted = acc;
+	tp->fair_wait_ms = sb_fair_wait_ms(tp->rt->args->sb, &tp->pool_accepted, tp->fair_wait_ms,
+					   max_ms < FAIR_WAIT_MAX_MS ? max_ms : FAIR_WAIT_MAX_MS, false);
 	tp->fair_check_ns = now + tp->fair_wait_ms * 1000000ull;
 	tp_check_fair(tp);
 }

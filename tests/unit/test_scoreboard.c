@@ -140,6 +140,22 @@ static void test_fair_levels(void)
 	sb_unmap(sb);
 }
 
+/* The deferring worker's re-check: 1 ms after any accept in the pool,
+ * doubling while nothing moves, capped; fresh starts over. */
+static void test_fair_wait(void)
+{
+	struct scoreboard *sb = sb_map(2);
+	struct sb_slot *a = sb_claim(sb);
+	uint64_t seen = 0;
+	CHECK(sb_fair_wait_ms(sb, &seen, 0, 50, false) == 1); /* never below the minimum */
+	CHECK(sb_fair_wait_ms(sb, &seen, 1, 50, false) == 2);
+	CHECK(sb_fair_wait_ms(sb, &seen, 32, 50, false) == 50); /* capped */
+	sb_add(&a->accepted, 1);
+	CHECK(sb_fair_wait_ms(sb, &seen, 50, 50, false) == 1 && seen == 1); /* stale verdict */
+	CHECK(sb_fair_wait_ms(sb, &seen, 8, 50, true) == 1); /* fresh */
+	sb_unmap(sb);
+}
+
 static void test_excess_connections(void)
 {
 	struct scoreboard *sb = sb_map(4);
@@ -172,6 +188,7 @@ int main(void)
 {
 	RUN(test_fair_to_accept);
 	RUN(test_fair_levels);
+	RUN(test_fair_wait);
 	RUN(test_excess_connections);
 	RUN(test_claim_release);
 	RUN(test_claim_zeroes);
